@@ -1,0 +1,10 @@
+# The embedded default's finetuning phase (eval.py sets phase, seed, n_pause, init_from and out_dir).
+# The model's shape and vocab come from the pretrained checkpoint.
+task = "keysum"
+n_train = 20000
+batch_size = 64
+max_iters = 1000
+learning_rate = 1e-3
+min_lr = 1e-4
+warmup_iters = 50
+eval_interval = 500

@@ -1,0 +1,14 @@
+# The embedded default's pretraining phase (eval.py sets phase, seed, pause_frac and out_dir).
+# Only fields of train.Config may appear here; anything else is an error.
+task = "keysum"
+n_pretrain = 100000
+n_layer = 2
+n_head = 4
+n_embd = 64
+block_size = 64
+batch_size = 64
+max_iters = 2000
+learning_rate = 2e-3
+min_lr = 2e-4
+warmup_iters = 100
+eval_interval = 500

@@ -1,0 +1,221 @@
+"""
+The paper's comparison on the embedded task: StdPT/PausePT pretraining x StdFT/PauseFT finetuning,
+scored by exact match on a held-out test set, against the StdPT_StdFT baseline.
+
+  python eval.py                                   # the default comparison (minutes on 2 CPU cores)
+  python eval.py --n_pause=4 --variants=PausePT_PauseFT   # another M_ft; reuses the pretrained models
+  python eval.py --ckpt=out/default/seed1337/ft_PausePT_PauseFT_M8/ckpt.pt --n_inf=0   # one model
+
+It trains what is missing and reuses finished runs whose config matches. The table goes to stdout and,
+with the command, commit, seeds and machine, to <out_dir>/results.md and results.json.
+"""
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from data import get_encoding, make_examples
+from model import answer
+from train import ConfigError, check_config, load_checkpoint, parse_config, pick_device, train
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+
+# the paper's four variants: (pause pretraining?, pause finetuning?)
+VARIANTS = {
+    "StdPT_StdFT": (False, False),  # the baseline
+    "StdPT_PauseFT": (False, True),
+    "PausePT_StdFT": (True, False),
+    "PausePT_PauseFT": (True, True),
+}
+
+
+@dataclass
+class EvalConfig:
+    out_dir: str = "out/default"
+    pretrain_config: str = "configs/pretrain.py"  # phase settings (relative paths: cwd, then the repo)
+    finetune_config: str = "configs/finetune.py"
+    seed: int = 1337
+    seeds: int = 1               # model seeds seed, seed+1, ...; accuracy is mean ± std over them
+    n_pause: int = 8             # M_ft of the PauseFT variants; they are tested at M_inf = M_ft and 0
+    pause_frac: float = 0.1      # pauses per token in PausePT (the paper's 10%)
+    variants: str = "all"        # "all" or a comma-separated subset of the four names
+    ckpt: str = ""               # score this one checkpoint instead of running the comparison
+    n_inf: int = -1              # with ckpt: M_inf (-1: the checkpoint's own n_pause)
+    progress: bool = True
+
+
+def _config_path(path):
+    return path if os.path.exists(path) or os.path.isabs(path) else os.path.join(REPO, path)
+
+
+def phase_config(ecfg, phase, seed, **overrides):
+    path = _config_path(ecfg.pretrain_config if phase == "pretrain" else ecfg.finetune_config)
+    cfg = parse_config([path])
+    return dataclasses.replace(cfg, phase=phase, seed=seed, progress=ecfg.progress, **overrides)
+
+
+def ensure_trained(cfg, force):
+    """Train cfg unless out_dir already holds a finished run of exactly this config.
+    Returns (ckpt path, whether it trained now)."""
+    path = os.path.join(cfg.out_dir, "ckpt.pt")
+    if not force and os.path.exists(path):
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        same = {**saved["config"], "progress": cfg.progress} == dataclasses.asdict(cfg)
+        if same and saved["step"] == cfg.max_iters:
+            print(f"  reusing {path}")
+            return path, False
+    print(f"  training {cfg.out_dir}", flush=True)
+    out = train(cfg)
+    print(f"    val loss {out['val_loss']:.4f} in {out['seconds']:.0f}s")
+    return out["ckpt"], True
+
+
+def accuracy(model, vocab, pairs, n_inf):
+    """Exact match of the decoded greedy answer (after n_inf pauses) with the target text."""
+    # targets are only compared as text, never encoded: a test answer may use a token the training
+    # text never did (it then simply cannot be produced)
+    max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1  # + the end token
+    prompts = vocab.encode_batch([p for p, _ in pairs])
+    outs = answer(model, prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new)
+    return float(np.mean([vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]))
+
+
+def test_pairs(cfg):
+    return make_examples(cfg.task, cfg.n_test, "test", cfg.data_seed)
+
+
+def run_seed(ecfg, seed, names):
+    """Train (or reuse) what the variants need for one seed; returns {(variant, M_inf): accuracy}."""
+    root = os.path.join(ecfg.out_dir, f"seed{seed}")
+    pt_ckpts, pt_new = {}, {}
+    for pause_pt in sorted({VARIANTS[n][0] for n in names}):
+        cfg = phase_config(ecfg, "pretrain", seed, pause_frac=ecfg.pause_frac if pause_pt else 0.0,
+                           out_dir=os.path.join(root, "pt_pause" if pause_pt else "pt_std"))
+        pt_ckpts[pause_pt], pt_new[pause_pt] = ensure_trained(cfg, force=False)
+    scores = {}
+    for name in names:
+        pause_pt, pause_ft = VARIANTS[name]
+        m_ft = ecfg.n_pause if pause_ft else 0
+        cfg = phase_config(ecfg, "finetune", seed, n_pause=m_ft, init_from=pt_ckpts[pause_pt],
+                           out_dir=os.path.join(root, f"ft_{name}_M{m_ft}"))
+        path, _ = ensure_trained(cfg, force=pt_new[pause_pt])  # a new pretrained model: finetune again
+        model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))
+        model.eval()
+        pairs = test_pairs(cfg)
+        for m_inf in ([m_ft, 0] if pause_ft else [0]):
+            scores[(name, m_inf)] = accuracy(model, vocab, pairs, m_inf)
+            print(f"  {name} M_inf={m_inf}: {100 * scores[(name, m_inf)]:.1f}%")
+    return scores
+
+
+def summarize(per_seed, ecfg, names):
+    """Rows of the result table: mean and std over seeds, delta vs the baseline's mean."""
+    rows, keys = [], list(per_seed[0])
+    base = [s[("StdPT_StdFT", 0)] for s in per_seed] if ("StdPT_StdFT", 0) in keys else None
+    for name, m_inf in keys:
+        accs = np.array([s[(name, m_inf)] for s in per_seed])
+        rows.append({"variant": name, "M_ft": ecfg.n_pause if VARIANTS[name][1] else 0, "M_inf": m_inf,
+                     "accuracy": float(accs.mean()), "std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
+                     "per_seed": accs.tolist(),
+                     "delta": None if base is None else float(accs.mean() - np.mean(base))})
+    return rows
+
+
+def table_markdown(rows):
+    lines = ["| variant | M_ft | M_inf | accuracy (%) | delta vs baseline (pp) |", "|---|---|---|---|---|"]
+    for r in rows:
+        acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['std']:.1f}" if r["std"] is not None else "")
+        delta = "" if r["delta"] is None else f"{100 * r['delta']:+.1f}"
+        lines.append(f"| {r['variant']} | {r['M_ft']} | {r['M_inf']} | {acc} | {delta} |")
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def commit():
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def compare(ecfg):
+    names = list(VARIANTS) if ecfg.variants == "all" else ecfg.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
+    for phase in ("pretrain", "finetune"):  # fail on a bad config before any training starts
+        check_config(phase_config(ecfg, phase, ecfg.seed, n_pause=ecfg.n_pause, pause_frac=ecfg.pause_frac))
+    t0 = time.time()
+    seeds = [ecfg.seed + i for i in range(ecfg.seeds)]
+    per_seed = []
+    for s in seeds:
+        print(f"seed {s}", flush=True)
+        per_seed.append(run_seed(ecfg, s, names))
+    rows = summarize(per_seed, ecfg, names)
+    pt = phase_config(ecfg, "pretrain", seeds[0])
+    n_test = len(test_pairs(phase_config(ecfg, "finetune", seeds[0])))
+    header = (f"task {pt.task}, {n_test} test examples, {len(seeds)} seed(s) {seeds}; "
+              f"accuracy = exact match, mean" + (" ± std over seeds" if len(seeds) > 1 else ""))
+    table = table_markdown(rows)
+    result = {"command": " ".join(["python"] + sys.argv), "commit": commit(), "seeds": seeds,
+              "machine": machine(), "seconds": time.time() - t0, "eval_config": dataclasses.asdict(ecfg),
+              "task": pt.task, "n_test": n_test, "rows": rows}
+    os.makedirs(ecfg.out_dir, exist_ok=True)
+    with open(os.path.join(ecfg.out_dir, "results.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.join(ecfg.out_dir, "results.md"), "w") as f:
+        f.write(f"`{result['command']}` at commit {result['commit']} on {result['machine']['cpu']} "
+                f"({result['machine']['cores']} cores, gpu: {result['machine']['gpu']}), "
+                f"{result['seconds']:.0f}s\n\n{header}\n\n{table}\n")
+    print(f"\n{header}\n\n{table}\n\n{result['seconds']:.0f}s; written to {ecfg.out_dir}/results.json")
+    return result
+
+
+def score_one(ecfg):
+    device = pick_device("auto")
+    model, vocab, ckpt = load_checkpoint(ecfg.ckpt, device)
+    model.eval()
+    cfg = ckpt["config"]
+    m_inf = cfg["n_pause"] if ecfg.n_inf < 0 else ecfg.n_inf
+    pairs = make_examples(cfg["task"], cfg["n_test"], "test", cfg["data_seed"])
+    acc = accuracy(model, vocab, pairs, m_inf)
+    print(f"{ecfg.ckpt}: M_inf={m_inf}, exact match {100 * acc:.1f}% on {len(pairs)} test examples")
+    return acc
+
+
+def main(argv):
+    try:
+        ecfg = parse_config(argv, EvalConfig)
+        if ecfg.seeds < 1 or ecfg.n_pause < 0 or not 0 <= ecfg.pause_frac <= 1:
+            raise ConfigError("seeds must be >= 1, n_pause >= 0, pause_frac in [0, 1]")
+        score_one(ecfg) if ecfg.ckpt else compare(ecfg)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"eval.py: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

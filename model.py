@@ -1,0 +1,193 @@
+"""
+A single-file GPT, the same network as GPT-2 (nanoGPT's shape), used for every nanopause variant.
+
+How it differs from GPT-2:
+- Vocabulary: one extra token, <|pause|> = 50257, right after <|endoftext|> = 50256, and the vocab is
+  padded to 50304 (a multiple of 64, for speed); small runs may use a compact vocab instead (data.Vocab).
+  The pause token is an ordinary learned embedding row: the model knows nothing else about pauses.
+- Masked targets: the loss ignores targets equal to -1. All pause rules (which targets are ignored,
+  where pauses go) are built as data in data.py, never in the model.
+- Attention is torch's scaled_dot_product_attention (flash kernels where available); same math.
+- Optional biases (bias=False drops them from Linear and LayerNorm); GPT-2 has them (bias=True).
+- generate() never emits the ids it is told to ban (the pause id), and answer() appends M pauses to a
+  prompt, ignores the model's outputs at the pause positions and decodes only after the last pause.
+
+Smallest use:
+  python -c "from model import *; m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=64)); print(m)"
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+class CausalSelfAttention(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head, self.dropout = config.n_head, config.dropout
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024   # longest sequence (prefix + pauses + answer must fit)
+    vocab_size: int = 50304  # GPT-2's 50257 + <|pause|>, padded to a multiple of 64
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True        # biases in Linear and LayerNorm, as in GPT-2
+
+
+class GPT(nn.Module):
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # tied input/output embeddings, as in GPT-2
+        self.apply(self._init_weights)
+        # GPT-2's scaled init of the projections that write into the residual stream
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self, non_embedding=True):
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+
+    def forward(self, idx, targets=None):
+        """idx (B, T) token ids. With targets (B, T), -1 = ignored: returns (logits (B, T, V), mean loss
+        over the non-ignored targets). Without: logits of the last position only (B, 1, V), None."""
+        B, T = idx.size()
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
+        pos = torch.arange(T, dtype=torch.long, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is None:
+            return self.lm_head(x[:, [-1], :]), None  # generation needs only the last position
+        logits = self.lm_head(x)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
+        return logits, loss
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        # weight decay on matrices (matmuls, embeddings) only; biases and LayerNorm gains are not decayed
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, greedy=True, temperature=1.0, top_k=None, ban_ids=(),
+                 stop_id=None, generator=None):
+        """Extend idx (B, T) by max_new_tokens. greedy=True takes the argmax; greedy=False samples from
+        softmax(logits / temperature), optionally among the top_k. Ids in ban_ids are never produced
+        (pass the pause id). Stops early once every row has produced stop_id. Like nanoGPT, a context
+        longer than block_size is cropped to its last block_size tokens."""
+        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size:])
+            logits = logits[:, -1, :].float()
+            if ban_ids:
+                logits[:, list(ban_ids)] = -float("inf")
+            if greedy:
+                nxt = logits.argmax(dim=-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k is not None:
+                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                    logits[logits < v[:, [-1]]] = -float("inf")
+                nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+            idx = torch.cat((idx, nxt), dim=1)
+            if stop_id is not None:
+                done |= nxt[:, 0] == stop_id
+                if done.all():
+                    break
+        return idx
+
+
+@torch.no_grad()
+def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=True, batch_size=256):
+    """Pause inference: for each prompt (a sequence of ids) append n_pause pauses, ignore the model's
+    outputs until the last pause (only the last position's logits are ever read), then decode until
+    <|endoftext|> or max_new_tokens. Returns the answer ids of each prompt, end token excluded.
+
+    Prompts are batched by length, so no padding ever shifts a position: each answer equals the one
+    the model gives to that prompt alone."""
+    block = model.config.block_size
+    device = next(model.parameters()).device
+    by_len = {}
+    for i, p in enumerate(prompts):
+        by_len.setdefault(len(p), []).append(i)
+    out = [None] * len(prompts)
+    for length, rows in by_len.items():
+        if length + n_pause + max_new_tokens - 1 > block:
+            raise ValueError(f"prompt ({length}) + {n_pause} pauses + {max_new_tokens} answer tokens "
+                             f"do not fit block_size {block}")
+        for s in range(0, len(rows), batch_size):
+            chunk = rows[s:s + batch_size]
+            idx = torch.tensor([list(prompts[i]) + [pause_id] * n_pause for i in chunk], device=device)
+            gen = model.generate(idx, max_new_tokens, greedy=greedy, ban_ids=(pause_id,),
+                                 stop_id=eot_id)[:, idx.size(1):].tolist()
+            for i, g in zip(chunk, gen):
+                out[i] = g[:g.index(eot_id)] if eot_id in g else g
+    return out

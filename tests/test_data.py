@@ -1,0 +1,169 @@
+"""The tokenizer and the pause rules of data.py, on tiny self-made data."""
+import shutil
+
+import numpy as np
+import pytest
+
+import data
+from data import (EOT_ID, PADDED_VOCAB, PAUSE_ID, Batcher, Vocab, collate, format_example,
+                  get_encoding, insert_pauses, lm_targets, make_examples, pause_slots, split_of)
+
+TEXTS = ["Hello world, 3 + 4 = 7.", "  leading spaces\nand lines\t", "unicode: naïve café 猫 🙂", ""]
+
+
+# --- tokenizer -------------------------------------------------------------------------------------
+
+def test_special_ids():
+    enc = get_encoding()
+    assert enc.encode("<|endoftext|>", allowed_special="all") == [EOT_ID] == [50256]
+    assert enc.encode("<|pause|>", allowed_special="all") == [PAUSE_ID] == [50257]
+    assert enc.n_vocab == 50258
+    assert PADDED_VOCAB == 50304 and PADDED_VOCAB % 64 == 0 and PAUSE_ID < PADDED_VOCAB
+
+
+def test_gpt2_ids_unchanged():
+    # well-known GPT-2 ids: the pause token must not shift any of them
+    assert get_encoding().encode_ordinary("Hello world") == [15496, 995]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_round_trip(text):
+    vocab = Vocab(None)
+    assert vocab.decode(vocab.encode(text)) == text
+
+
+def test_special_strings_in_text_stay_text():
+    vocab = Vocab(None)
+    for text in ["a <|pause|> b", "<|endoftext|>", "x<|pause|><|pause|>y"]:
+        ids = vocab.encode(text)
+        assert PAUSE_ID not in ids and EOT_ID not in ids
+        assert vocab.decode(ids) == text
+
+
+def test_hash_check_refuses_changed_file(tmp_path):
+    bpe, enc_json = data._bpe_files()
+    good_bpe, bad_json = tmp_path / "vocab.bpe", tmp_path / "encoder.json"
+    shutil.copy(bpe, good_bpe)
+    raw = open(enc_json, "rb").read()
+    bad_json.write_bytes(raw.replace(b'"hello"', b'"hellp"', 1))
+    with pytest.raises(ValueError, match="sha256"):
+        data.build_encoding(str(good_bpe), str(bad_json))
+    shutil.copy(enc_json, bad_json)
+    assert data.build_encoding(str(good_bpe), str(bad_json)).encode_ordinary("hi") == [5303]
+
+
+def test_compact_vocab_round_trip_equals_plain_tokenizer():
+    enc = get_encoding()
+    vocab = Vocab.compact(data.gpt2_ids_of(TEXTS))
+    assert vocab.size == len(set(data.gpt2_ids_of(TEXTS).tolist()) | {EOT_ID, PAUSE_ID}) < 100
+    for text in TEXTS:
+        ids = vocab.encode(text)
+        assert ids.max(initial=0) < vocab.size
+        assert vocab.to_gpt2(ids).tolist() == enc.encode_ordinary(text)
+        assert vocab.decode(ids) == text
+    assert vocab.to_gpt2([vocab.pause_id, vocab.eot_id]).tolist() == [PAUSE_ID, EOT_ID]
+    with pytest.raises(ValueError, match="not in this compact vocab"):
+        vocab.encode("a word the table has never seen: zebra")
+
+
+# --- pause pretraining -----------------------------------------------------------------------------
+
+def test_pause_slots_exact_count_and_uniform():
+    rng = np.random.default_rng(0)
+    B, L, n = 20000, 40, 4
+    slots = pause_slots(B, L, n, rng)
+    assert slots.shape == (B, L + n) and (slots.sum(1) == n).all()
+    freq = slots.mean(0)  # each of the L+n slots should hold a pause with probability n/(L+n)
+    p = n / (L + n)
+    assert np.abs(freq - p).max() < 5 * np.sqrt(p * (1 - p) / B)
+    # first and last third equally likely: no drift towards either end
+    assert abs(freq[: (L + n) // 3].mean() - freq[-(L + n) // 3:].mean()) < 0.01
+
+
+def test_insert_pauses_count_trim_order():
+    rng = np.random.default_rng(1)
+    B, L, P = 500, 50, 999
+    seqs = np.arange(B * L).reshape(B, L)  # distinct tokens, so order is checkable
+    out = insert_pauses(seqs, 0.1, P, rng)
+    assert out.shape == (B, L)
+    n = round(0.1 * L)
+    pauses = (out == P).sum(1)
+    assert pauses.max() <= n and pauses.mean() > 0.8 * n  # n inserted, a few cut off with the tail
+    for r in range(B):  # the real tokens are the row's first tokens, in order: trimmed at the end
+        real = out[r][out[r] != P]
+        assert (real == seqs[r, : len(real)]).all() and len(real) == L - pauses[r]
+    # seeded: the same rng state gives the same pauses
+    assert (insert_pauses(seqs, 0.1, P, np.random.default_rng(7)) ==
+            insert_pauses(seqs, 0.1, P, np.random.default_rng(7))).all()
+    assert (insert_pauses(seqs, 0.0, P, rng) == seqs).all()
+
+
+def test_lm_targets_ignore_exactly_pause_predictions():
+    P = 9
+    seqs = np.array([[1, P, 2, P, P, 3, 4, P]])
+    x, y = lm_targets(seqs, P)
+    assert x.tolist() == [[1, P, 2, P, P, 3, 4]]
+    assert y.tolist() == [[-1, 2, -1, -1, 3, 4, -1]]  # -1 exactly where the next token is a pause
+    # a pause *input* followed by a real token still predicts it
+    assert y[0, 1] == 2 and y[0, 4] == 3
+
+
+# --- pause finetuning ------------------------------------------------------------------------------
+
+def test_format_example_layout_and_targets():
+    P, E = 9, 8
+    x, y = format_example(np.array([1, 2, 3]), np.array([5, 6]), 2, P, E)
+    # sequence: 1 2 3 P P 5 6 E ; x drops the last, y drops the first
+    assert x.tolist() == [1, 2, 3, P, P, 5, 6]
+    assert y.tolist() == [-1, -1, -1, -1, 5, 6, E]  # the last pause predicts the first target token
+    x0, y0 = format_example(np.array([1, 2, 3]), np.array([5]), 0, P, E)
+    assert x0.tolist() == [1, 2, 3, 5] and y0.tolist() == [-1, -1, 5, E]  # M=0: the standard format
+
+
+def test_collate_pads_targets_with_ignore():
+    X, Y = collate([(np.array([1, 2]), np.array([-1, 3])), (np.array([4]), np.array([5]))], pad_id=0)
+    assert X.tolist() == [[1, 2], [4, 0]] and Y.tolist() == [[-1, 3], [5, -1]]
+
+
+def test_finetune_batch_too_long_for_block():
+    vocab = Vocab.compact(data.gpt2_ids_of(["1 2 3 | 4 = 5"]))
+    ex = [(vocab.encode("1 2 3 | 4 ="), vocab.encode(" 5"))]
+    Batcher(vocab, examples=ex, block_size=9, n_pause=2)  # 6 + 2 + 1 (+1 end, -1 shift) = 9 fits
+    with pytest.raises(ValueError, match="longer than block_size"):
+        Batcher(vocab, examples=ex, block_size=9, n_pause=3)
+
+
+# --- embedded task ---------------------------------------------------------------------------------
+
+def test_keysum_answer():
+    prefix, target = data.keysum(np.random.default_rng(3))
+    digits, key = prefix.split(" | ")
+    k = int(key.rstrip(" ="))
+    assert int(target) == sum((int(d) * k) % 10 for d in digits.split())
+
+
+def test_splits_do_not_overlap():
+    sets = {s: make_examples("keysum", 3000, s, seed=0) for s in ("train", "val", "test")}
+    prompts = {s: {p for p, _ in ex} for s, ex in sets.items()}
+    assert all(len(prompts[s]) == len(sets[s]) for s in sets)  # distinct within a split
+    assert not (prompts["train"] & prompts["test"]) and not (prompts["train"] & prompts["val"])
+    assert not (prompts["val"] & prompts["test"])
+    # another draw of train prompts (the pretraining corpus uses seed+1) never holds a test prompt
+    other = {p for p, _ in make_examples("keysum", 3000, "train", seed=1)}
+    assert not (other & prompts["test"]) and all(split_of(p) == "train" for p in other)
+    assert make_examples("keysum", 50, "test", 0) == sets["test"][:50]  # deterministic
+    assert make_examples("keysum", 50, "test", 1) != sets["test"][:50]
+
+
+@pytest.mark.parametrize("task", list(data.TASKS))
+def test_task_alphabet_covers_every_split(task):
+    vocab = data.task_vocab(task)
+    for split in ("train", "val", "test"):
+        texts = data.corpus_text(make_examples(task, 2000, split, seed=0))
+        assert vocab.decode(data.encode_corpus(texts, vocab)) == "<|endoftext|>".join(texts) + "<|endoftext|>"
+    assert vocab.size < 100
+
+
+def test_unknown_task():
+    with pytest.raises(ValueError, match="unknown task"):
+        make_examples("nope", 1, "train", 0)

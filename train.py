@@ -1,0 +1,311 @@
+"""
+One plain training loop for both phases of nanopause:
+  pretrain  language modelling on a token stream; pause_frac > 0 inserts random pauses (PausePT)
+  finetune  (prefix, target) pairs, loss on the target only; n_pause = M_ft pauses after each prefix
+
+Run it (config files only override fields of Config below; --key=value overrides go on top):
+  python train.py configs/pretrain.py --pause_frac=0.1 --out_dir=out/pt_pause
+  python train.py configs/finetune.py --init_from=out/pt_pause/ckpt.pt --n_pause=8 --out_dir=out/ft
+  python train.py --max_iters=20 --n_layer=1 --n_embd=32 --out_dir=out/tiny   # seconds on a CPU
+"""
+import ast
+import dataclasses
+import difflib
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data import (PAUSE_ID, TOKENIZER_NAME, Batcher, Vocab, corpus_text, encode_corpus, encode_pairs,
+                  make_examples, task_vocab)
+from model import GPT, GPTConfig
+
+
+@dataclass
+class Config:
+    # run
+    out_dir: str = "out/run"       # ckpt.pt is written here
+    phase: str = "pretrain"        # "pretrain" (language modelling) or "finetune" (prefix -> target)
+    init_from: str = "scratch"     # "scratch" or a checkpoint path (its weights, model shape and vocab)
+    seed: int = 1337               # model init, batch order and pause positions
+    device: str = "auto"           # auto picks cuda, then mps, then cpu
+    # embedded data: a synthetic task from data.TASKS, generated from data_seed
+    task: str = "keysum"
+    data_seed: int = 0             # the same data for every model seed
+    n_pretrain: int = 50000        # task instances written out as the pretraining corpus
+    n_train: int = 20000           # finetuning pairs
+    n_val: int = 1000              # validation pairs (val loss; the pretraining val corpus too)
+    n_test: int = 1000             # test pairs (eval.py only)
+    vocab: str = "compact"         # "compact": only the ids the corpus uses; "full": GPT-2's 50304
+    # pauses
+    pause_frac: float = 0.0        # pretrain: pauses inserted per token (the paper: 0.10); 0 = StdPT
+    n_pause: int = 0               # finetune: M_ft pauses appended to each prefix; 0 = StdFT
+    # model (ignored with init_from=<checkpoint>: the checkpoint's shape is used)
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    bias: bool = True
+    # optimisation
+    batch_size: int = 64
+    grad_accum: int = 1            # micro-batches per optimizer step
+    max_iters: int = 1000          # optimizer steps
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4           # cosine decay ends here at max_iters
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0         # 0 = off
+    eval_interval: int = 250       # val loss (and checkpoint) every this many steps and at the end
+    eval_iters: int = 20           # val batches per evaluation
+    log_interval: int = 10         # refresh the progress bar every this many steps
+    progress: bool = True          # tqdm bar
+
+# -----------------------------------------------------------------------------
+# config: defaults above, then config files, then --key=value
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _read_config_file(path):
+    """A config file is a list of `key = literal` lines (a Python file, but never executed)."""
+    if not os.path.exists(path):
+        raise ConfigError(f"config file not found: {path}")
+    out = {}
+    for node in ast.parse(open(path).read(), filename=path).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            raise ConfigError(f"{path}:{node.lineno}: only `key = value` lines are allowed")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ConfigError(f"{path}:{node.lineno}: value must be a literal") from None
+    return out
+
+
+def _coerce(cls, key, value, raw=None):
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    if key not in fields:
+        close = difflib.get_close_matches(key, fields, n=1)
+        raise ConfigError(f"unknown config key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    t = fields[key]
+    if t is str:
+        return raw if raw is not None else value if isinstance(value, str) else _bad(key, t, value)
+    if t is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if t is bool and raw is not None and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if type(value) is not t:
+        _bad(key, t, value)
+    return value
+
+
+def _bad(key, t, value):
+    raise ConfigError(f"config key {key!r} needs a {t.__name__}, got {value!r}")
+
+
+def parse_config(argv, cls=Config):
+    """Build cls from defaults, then each config file in argv, then each --key=value in argv."""
+    values = {}
+    for arg in argv:
+        if arg.startswith("--"):
+            key, eq, raw = arg[2:].partition("=")
+            if not eq:
+                raise ConfigError(f"expected --key=value, got {arg!r}")
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                value = raw
+            values[key] = _coerce(cls, key, value, raw)
+        else:
+            values.update({k: _coerce(cls, k, v) for k, v in _read_config_file(arg).items()})
+    return cls(**values)
+
+
+def check_config(cfg):
+    if cfg.phase not in ("pretrain", "finetune"):
+        raise ConfigError(f"phase must be 'pretrain' or 'finetune', got {cfg.phase!r}")
+    if cfg.vocab not in ("compact", "full"):
+        raise ConfigError(f"vocab must be 'compact' or 'full', got {cfg.vocab!r}")
+    if not 0.0 <= cfg.pause_frac <= 1.0:
+        raise ConfigError(f"pause_frac must be in [0, 1], got {cfg.pause_frac}")
+    if not 0 <= cfg.n_pause < 10_000:
+        raise ConfigError(f"n_pause must be in [0, 10000), got {cfg.n_pause}")
+    if cfg.max_iters < 0 or cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.eval_interval < 1:
+        raise ConfigError("max_iters must be >= 0; batch_size, grad_accum, eval_interval >= 1")
+
+# -----------------------------------------------------------------------------
+# checkpoints
+
+
+def save_checkpoint(path, model, optimizer, cfg, step, val_loss, vocab):
+    ckpt = {
+        "model": model.state_dict(),  # the plain module, never a torch.compile wrapper
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "model_args": dataclasses.asdict(model.config),
+        "config": dataclasses.asdict(cfg),
+        "step": step,
+        "val_loss": val_loss,
+        "tokenizer": TOKENIZER_NAME,
+        "pause_id": PAUSE_ID,  # GPT-2-space id; the model-space id follows from vocab_table
+        "vocab_table": None if vocab.table is None else torch.from_numpy(vocab.table),
+    }
+    tmp = path + ".tmp"
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)  # a crash mid-save never leaves a half-written ckpt.pt
+
+
+def load_checkpoint(path, device="cpu"):
+    """Rebuild (model, vocab, ckpt) exactly as saved; refuse a checkpoint made with another tokenizer."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    ckpt = torch.load(path, map_location=device, weights_only=True)  # plain tensors and types only
+    if ckpt.get("tokenizer") != TOKENIZER_NAME or ckpt.get("pause_id") != PAUSE_ID:
+        raise ValueError(f"{path} was made with tokenizer {ckpt.get('tokenizer')!r}, pause id "
+                         f"{ckpt.get('pause_id')}; this code uses {TOKENIZER_NAME!r}, pause id {PAUSE_ID}")
+    table = ckpt["vocab_table"]
+    vocab = Vocab(None if table is None else table.numpy())
+    model = GPT(GPTConfig(**ckpt["model_args"]))
+    if model.config.vocab_size != vocab.size:
+        raise ValueError(f"{path}: model vocab_size {model.config.vocab_size} != vocab size {vocab.size}")
+    model.load_state_dict(ckpt["model"])
+    return model.to(device), vocab, ckpt
+
+# -----------------------------------------------------------------------------
+# the loop
+
+
+def pick_device(name):
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def get_lr(it, cfg):
+    """Linear warm-up (lr > 0 already at step 0), then cosine decay to min_lr at max_iters."""
+    if it < cfg.warmup_iters:
+        return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)
+    if it >= cfg.max_iters:
+        return cfg.min_lr
+    ratio = (it - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.learning_rate - cfg.min_lr)
+
+
+def phase_data(cfg):
+    """(train, val) of the phase from the embedded task: lists of texts for pretraining, lists of
+    (prefix, target) pairs for finetuning. The pretraining corpus holds train-split prompts only (a
+    different draw than the finetuning pairs), so no val/test prompt is seen in either phase."""
+    if cfg.phase == "pretrain":
+        return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "train", cfg.data_seed + 1)),
+                corpus_text(make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed)))
+    return (make_examples(cfg.task, cfg.n_train, "train", cfg.data_seed),
+            make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed))
+
+
+def make_batcher(cfg, data, vocab):
+    if cfg.phase == "pretrain":
+        return Batcher(vocab, tokens=encode_corpus(data, vocab), block_size=cfg.block_size,
+                       pause_frac=cfg.pause_frac)
+    return Batcher(vocab, examples=encode_pairs(data, vocab), block_size=cfg.block_size,
+                   n_pause=cfg.n_pause)
+
+
+@torch.no_grad()
+def estimate_loss(model, batches, device, ctx):
+    model.eval()
+    losses = []
+    for x, y in batches:
+        with ctx:
+            _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+        losses.append(loss.item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def train(cfg):
+    """Train one phase; returns {"ckpt": path, "val_loss": float, "step": int, "seconds": float}."""
+    check_config(cfg)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)  # batch order and pause positions
+    device = pick_device(cfg.device)
+    device_type = "cuda" if device.startswith("cuda") else device
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device_type == "cuda" else nullcontext()
+
+    train_set, val_set = phase_data(cfg)
+    if cfg.init_from == "scratch":
+        vocab = Vocab(None) if cfg.vocab == "full" else task_vocab(cfg.task)
+        model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab.size, n_layer=cfg.n_layer,
+                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
+                              bias=cfg.bias)).to(device)
+    else:
+        model, vocab, _ = load_checkpoint(cfg.init_from, device)  # fresh optimizer: a new phase
+    train_data, val_data = make_batcher(cfg, train_set, vocab), make_batcher(cfg, val_set, vocab)
+    val_rng = np.random.default_rng(0)  # the same val batches at every evaluation and for every seed
+    val_batches = [val_data.get(cfg.batch_size, val_rng) for _ in range(cfg.eval_iters)]
+
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
+                                           (cfg.beta1, cfg.beta2), device_type)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+    val_loss, t_train, t0 = float("nan"), 0.0, time.time()
+    bar = tqdm(range(cfg.max_iters + 1), desc=f"{cfg.phase} {os.path.basename(cfg.out_dir)}",
+               disable=not cfg.progress, dynamic_ncols=True, leave=False)
+    for it in bar:
+        last_step = it == cfg.max_iters
+        if it % cfg.eval_interval == 0 or last_step:
+            val_loss = estimate_loss(model, val_batches, device, ctx)
+            save_checkpoint(ckpt_path, model, optimizer, cfg, it, val_loss, vocab)
+        if last_step:
+            break
+        lr = get_lr(it, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        t = time.time()
+        for _ in range(cfg.grad_accum):
+            x, y = (torch.from_numpy(a).to(device) for a in train_data.get(cfg.batch_size, rng))
+            with ctx:
+                _, loss = model(x, y)
+            (loss / cfg.grad_accum).backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if it % cfg.log_interval == 0:  # .item() syncs with the GPU, so not every step
+            dt = time.time() - t
+            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.1e}",
+                            ms=f"{1000 * dt:.0f}", tok_s=f"{tokens_per_step / dt:,.0f}")
+        t_train += time.time() - t
+    bar.close()
+    return {"ckpt": ckpt_path, "val_loss": val_loss, "step": cfg.max_iters,
+            "seconds": time.time() - t0, "train_seconds": t_train}
+
+
+def main(argv):
+    try:
+        cfg = parse_config(argv)
+        check_config(cfg)
+    except ConfigError as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        return 2
+    out = train(cfg)
+    print(f"step {out['step']}: val loss {out['val_loss']:.4f}, {out['seconds']:.0f}s -> {out['ckpt']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
