@@ -216,12 +216,11 @@ def phase_data(cfg):
             make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed))
 
 
-def make_batcher(cfg, data, vocab):
+def make_batcher(cfg, data, vocab, block_size):
     if cfg.phase == "pretrain":
-        return Batcher(vocab, tokens=encode_corpus(data, vocab), block_size=cfg.block_size,
+        return Batcher(vocab, tokens=encode_corpus(data, vocab), block_size=block_size,
                        pause_frac=cfg.pause_frac)
-    return Batcher(vocab, examples=encode_pairs(data, vocab), block_size=cfg.block_size,
-                   n_pause=cfg.n_pause)
+    return Batcher(vocab, examples=encode_pairs(data, vocab), block_size=block_size, n_pause=cfg.n_pause)
 
 
 @torch.no_grad()
@@ -253,7 +252,8 @@ def train(cfg):
                               bias=cfg.bias)).to(device)
     else:
         model, vocab, _ = load_checkpoint(cfg.init_from, device)  # fresh optimizer: a new phase
-    train_data, val_data = make_batcher(cfg, train_set, vocab), make_batcher(cfg, val_set, vocab)
+    block = model.config.block_size  # a checkpoint's own block_size wins over cfg's
+    train_data, val_data = (make_batcher(cfg, d, vocab, block) for d in (train_set, val_set))
     val_rng = np.random.default_rng(0)  # the same val batches at every evaluation and for every seed
     val_batches = [val_data.get(cfg.batch_size, val_rng) for _ in range(cfg.eval_iters)]
 
@@ -261,7 +261,6 @@ def train(cfg):
                                            (cfg.beta1, cfg.beta2), device_type)
     os.makedirs(cfg.out_dir, exist_ok=True)
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
     val_loss, t_train, t0 = float("nan"), 0.0, time.time()
     bar = tqdm(range(cfg.max_iters + 1), desc=f"{cfg.phase} {os.path.basename(cfg.out_dir)}",
                disable=not cfg.progress, dynamic_ncols=True, leave=False)
@@ -275,9 +274,10 @@ def train(cfg):
         lr = get_lr(it, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        t = time.time()
+        t, tokens = time.time(), 0
         for _ in range(cfg.grad_accum):
             x, y = (torch.from_numpy(a).to(device) for a in train_data.get(cfg.batch_size, rng))
+            tokens += x.numel()
             with ctx:
                 _, loss = model(x, y)
             (loss / cfg.grad_accum).backward()
@@ -288,7 +288,7 @@ def train(cfg):
         if it % cfg.log_interval == 0:  # .item() syncs with the GPU, so not every step
             dt = time.time() - t
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.1e}",
-                            ms=f"{1000 * dt:.0f}", tok_s=f"{tokens_per_step / dt:,.0f}")
+                            ms=f"{1000 * dt:.0f}", tok_s=f"{tokens / dt:,.0f}")
         t_train += time.time() - t
     bar.close()
     return {"ckpt": ckpt_path, "val_loss": val_loss, "step": cfg.max_iters,
