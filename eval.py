@@ -77,13 +77,13 @@ def ensure_trained(cfg, force):
     return out["ckpt"], True
 
 
-def accuracy(model, vocab, pairs, n_inf):
+def accuracy(model, vocab, pairs, n_inf, progress=False):
     """Exact match of the decoded greedy answer (after n_inf pauses) with the target text."""
     # targets are only compared as text, never encoded: a test answer may use a token the training
     # text never did (it then simply cannot be produced)
     max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1  # + the end token
     prompts = vocab.encode_batch([p for p, _ in pairs])
-    outs = answer(model, prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new)
+    outs = answer(model, prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress)
     return float(np.mean([vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]))
 
 
@@ -110,7 +110,7 @@ def run_seed(ecfg, seed, names):
         model.eval()
         pairs = test_pairs(cfg)
         for m_inf in ([m_ft, 0] if pause_ft else [0]):
-            scores[(name, m_inf)] = accuracy(model, vocab, pairs, m_inf)
+            scores[(name, m_inf)] = accuracy(model, vocab, pairs, m_inf, ecfg.progress)
             print(f"  {name} M_inf={m_inf}: {100 * scores[(name, m_inf)]:.1f}%")
     return scores
 
@@ -200,7 +200,7 @@ def score_one(ecfg):
     cfg = ckpt["config"]
     m_inf = cfg["n_pause"] if ecfg.n_inf < 0 else ecfg.n_inf
     pairs = make_examples(cfg["task"], cfg["n_test"], "test", cfg["data_seed"])
-    acc = accuracy(model, vocab, pairs, m_inf)
+    acc = accuracy(model, vocab, pairs, m_inf, ecfg.progress)
     print(f"{ecfg.ckpt}: M_inf={m_inf}, exact match {100 * acc:.1f}% on {len(pairs)} test examples")
     return acc
 

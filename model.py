@@ -7,7 +7,10 @@ How it differs from GPT-2:
   The pause token is an ordinary learned embedding row: the model knows nothing else about pauses.
 - Masked targets: the loss ignores targets equal to -1. All pause rules (which targets are ignored,
   where pauses go) are built as data in data.py, never in the model.
-- Attention is torch's scaled_dot_product_attention (flash kernels where available); same math.
+- Attention is torch's scaled_dot_product_attention (flash kernels where available); same math. A KV
+  cache makes generation one parallel prefill (prompt + pauses) plus one cheap step per new token.
+- With targets, the output head runs only at positions that have a target (not -1): same loss, and a
+  finetuning batch (mostly prefix, pauses and padding) skips most of the 50k-wide head.
 - Optional biases (bias=False drops them from Linear and LayerNorm); GPT-2 has them (bias=True).
 - generate() never emits the ids it is told to ban (the pause id), and answer() appends M pauses to a
   prompt, ignores the model's outputs at the pause positions and decodes only after the last pause.
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+from tqdm import tqdm
 
 
 class CausalSelfAttention(nn.Module):
@@ -33,13 +37,21 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.dropout = config.n_head, config.dropout
 
-    def forward(self, x):
+    def forward(self, x, cache=None, layer=0):
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+        mask, causal = None, True
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, nh, cache.pos + T, hs): all keys so far
+            if T == 1:
+                causal = False  # one new query may attend to every cached key
+            elif cache.pos > 0:  # several new queries after a cached past: causal mask, shifted
+                causal = False
+                mask = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(cache.pos)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
@@ -66,8 +78,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x, cache=None, layer=0):
+        x = x + self.attn(self.ln_1(x), cache, layer)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -112,22 +124,36 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.transformer.wpe.weight.numel() if non_embedding else n
 
-    def forward(self, idx, targets=None):
-        """idx (B, T) token ids. With targets (B, T), -1 = ignored: returns (logits (B, T, V), mean loss
-        over the non-ignored targets). Without: logits of the last position only (B, 1, V), None."""
+    def forward(self, idx, targets=None, cache=None):
+        """idx (B, T) token ids.
+        With targets (B, T), -1 = ignored: returns (logits (N, V) of the N positions whose target is not
+        -1, in row-major order; mean cross-entropy over them). Unlike nanoGPT, the output head runs only
+        where a target exists: a finetuning batch is mostly prefix, pauses and padding, and at full vocab
+        the 50k-wide head is the biggest matmul, so this skips most of it for the same loss.
+        Without targets: (logits (B, 1, V) of the last position, None), all that generation needs.
+        cache: a KVCache; idx then continues the cached sequence (positions start at cache.pos)."""
         B, T = idx.size()
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
-        pos = torch.arange(T, dtype=torch.long, device=idx.device)
+        start = 0 if cache is None else cache.pos
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.config.block_size}")
+        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.pos += T
         x = self.transformer.ln_f(x)
         if targets is None:
             return self.lm_head(x[:, [-1], :]), None  # generation needs only the last position
-        logits = self.lm_head(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
+        keep = targets != -1
+        logits = self.lm_head(x[keep])  # (N, V)
+        loss = F.cross_entropy(logits.float(), targets[keep])
         return logits, loss
+
+    def flops_per_token(self, T):
+        """Training FLOPs per token at sequence length T (6 per parameter, plus attention)."""
+        c = self.config
+        return 6 * self.num_params() + 12 * c.n_layer * c.n_embd * T
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
         # weight decay on matrices (matmuls, embeddings) only; biases and LayerNorm gains are not decayed
@@ -138,14 +164,25 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, greedy=True, temperature=1.0, top_k=None, ban_ids=(),
-                 stop_id=None, generator=None):
+                 stop_id=None, generator=None, use_cache=True):
         """Extend idx (B, T) by max_new_tokens. greedy=True takes the argmax; greedy=False samples from
         softmax(logits / temperature), optionally among the top_k. Ids in ban_ids are never produced
-        (pass the pause id). Stops early once every row has produced stop_id. Like nanoGPT, a context
-        longer than block_size is cropped to its last block_size tokens."""
+        (pass the pause id). Stops early once every row has produced stop_id.
+
+        use_cache=True: the prompt goes through one parallel prefill into a KV cache, then each new token
+        is one single-position step; everything must fit in block_size (ValueError otherwise).
+        use_cache=False recomputes the whole context every step and, like nanoGPT, crops a context longer
+        than block_size to its last block_size tokens. Greedy outputs of the two are the same."""
+        if use_cache:
+            if idx.size(1) + max_new_tokens - 1 > self.config.block_size:
+                raise ValueError(f"prompt ({idx.size(1)}) + {max_new_tokens} new tokens do not fit "
+                                 f"block_size {self.config.block_size}; use_cache=False crops instead")
+            cache = KVCache(self, idx.size(0))
+            logits, _ = self(idx, cache=cache)
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.config.block_size:])
+        for step in range(max_new_tokens):
+            if not use_cache:
+                logits, _ = self(idx[:, -self.config.block_size:])
             logits = logits[:, -1, :].float()
             if ban_ids:
                 logits[:, list(ban_ids)] = -float("inf")
@@ -162,11 +199,35 @@ class GPT(nn.Module):
                 done |= nxt[:, 0] == stop_id
                 if done.all():
                     break
+            if use_cache and step < max_new_tokens - 1:
+                logits, _ = self(nxt, cache=cache)
         return idx
 
 
+class KVCache:
+    """Keys and values of every layer for the positions computed so far, preallocated to block_size.
+    pos is the number of positions already in the cache (the next token's position)."""
+
+    def __init__(self, model, batch_size):
+        c = model.config
+        self.shape = (c.n_layer, batch_size, c.n_head, c.block_size, c.n_embd // c.n_head)
+        self.k = self.v = None  # allocated at the first update, in the dtype attention runs in
+        self.pos = 0
+
+    def update(self, layer, k, v):
+        """Store the new (B, nh, T, hs) keys/values at pos..pos+T; return all keys/values up to there."""
+        if self.k is None:
+            self.k = torch.empty(self.shape, dtype=k.dtype, device=k.device)
+            self.v = torch.empty(self.shape, dtype=v.dtype, device=v.device)
+        end = self.pos + k.size(2)
+        self.k[layer, :, :, self.pos:end] = k
+        self.v[layer, :, :, self.pos:end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
 @torch.no_grad()
-def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=True, batch_size=256):
+def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=True, batch_size=256,
+           progress=False):
     """Pause inference: for each prompt (a sequence of ids) append n_pause pauses, ignore the model's
     outputs until the last pause (only the last position's logits are ever read), then decode until
     <|endoftext|> or max_new_tokens. Returns the answer ids of each prompt, end token excluded.
@@ -179,15 +240,15 @@ def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=T
     for i, p in enumerate(prompts):
         by_len.setdefault(len(p), []).append(i)
     out = [None] * len(prompts)
-    for length, rows in by_len.items():
+    for length in by_len:
         if length + n_pause + max_new_tokens - 1 > block:
             raise ValueError(f"prompt ({length}) + {n_pause} pauses + {max_new_tokens} answer tokens "
                              f"do not fit block_size {block}")
-        for s in range(0, len(rows), batch_size):
-            chunk = rows[s:s + batch_size]
-            idx = torch.tensor([list(prompts[i]) + [pause_id] * n_pause for i in chunk], device=device)
-            gen = model.generate(idx, max_new_tokens, greedy=greedy, ban_ids=(pause_id,),
-                                 stop_id=eot_id)[:, idx.size(1):].tolist()
-            for i, g in zip(chunk, gen):
-                out[i] = g[:g.index(eot_id)] if eot_id in g else g
+    chunks = [rows[s:s + batch_size] for rows in by_len.values() for s in range(0, len(rows), batch_size)]
+    for chunk in tqdm(chunks, desc=f"answering (M_inf={n_pause})", disable=not progress, leave=False):
+        idx = torch.tensor([list(prompts[i]) + [pause_id] * n_pause for i in chunk], device=device)
+        gen = model.generate(idx, max_new_tokens, greedy=greedy, ban_ids=(pause_id,),
+                             stop_id=eot_id)[:, idx.size(1):].tolist()
+        for i, g in zip(chunk, gen):
+            out[i] = g[:g.index(eot_id)] if eot_id in g else g
     return out

@@ -80,6 +80,13 @@ def test_pause_slots_exact_count_and_uniform():
     assert abs(freq[: (L + n) // 3].mean() - freq[-(L + n) // 3:].mean()) < 0.01
 
 
+def test_pause_slots_exact_even_with_tied_keys():
+    class Tied:  # a generator whose keys all tie: the count must still be exact
+        def random(self, shape):
+            return np.zeros(shape)
+    assert (pause_slots(3, 10, 2, Tied()).sum(1) == 2).all()
+
+
 def test_insert_pauses_count_trim_order():
     rng = np.random.default_rng(1)
     B, L, P = 500, 50, 999

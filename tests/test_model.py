@@ -15,13 +15,19 @@ def tiny(seed=0, **kw):
     return GPT(GPTConfig(**{**cfg, **kw})).eval()
 
 
+def all_logits(model, idx):
+    """(B, T, V) logits at every position: with every target kept, the head runs everywhere."""
+    logits, _ = model(idx, torch.zeros_like(idx))
+    return logits.view(*idx.shape, -1)
+
+
 def test_causality():
     model = tiny()
     idx = torch.randint(0, V, (2, 20))
-    logits, _ = model(idx, torch.zeros_like(idx))
+    logits = all_logits(model, idx)
     changed = idx.clone()
     changed[:, 12] = (changed[:, 12] + 1) % V
-    logits2, _ = model(changed, torch.zeros_like(idx))
+    logits2 = all_logits(model, changed)
     assert torch.equal(logits[:, :12], logits2[:, :12])  # earlier positions untouched
     assert not torch.allclose(logits[:, 12:], logits2[:, 12:])
 
@@ -30,7 +36,7 @@ def test_inference_returns_last_position_only():
     model = tiny()
     idx = torch.randint(0, V, (3, 10))
     last, loss = model(idx)
-    full, _ = model(idx, torch.zeros_like(idx))
+    full = all_logits(model, idx)
     assert loss is None and last.shape == (3, 1, V)
     torch.testing.assert_close(last[:, 0], full[:, -1])
 
@@ -41,12 +47,25 @@ def test_finetune_loss_is_cross_entropy_over_target_positions_only():
                 format_example(np.array([6, 7]), np.array([8]), 3, PAUSE, EOT)]
     X, Y = (torch.from_numpy(a) for a in collate(examples, EOT))
     logits, loss = model(X, Y)
+    assert logits.shape == (5, V)  # the head ran at the 5 supervised positions only
     # by hand: the positions that predict a target token or the end token, nothing else
-    logp = F.log_softmax(logits.double(), dim=-1)
+    logp = F.log_softmax(all_logits(model, X).double(), dim=-1)
     terms = [-logp[0, 5, 4], -logp[0, 6, 5], -logp[0, 7, EOT],  # 1 2 3 P P P | 4 5 E
              -logp[1, 4, 8], -logp[1, 5, EOT]]                   # 6 7 P P P | 8 E
     torch.testing.assert_close(loss.double(), torch.stack(terms).mean(), rtol=1e-5, atol=1e-6)
-    assert (Y != -1).sum() == 5  # prefix, pause and padding positions are all ignored
+
+
+def test_masked_head_loss_equals_full_head_loss():
+    model = tiny(3)
+    idx = torch.randint(0, V, (4, 24))
+    targets = torch.randint(0, V, (4, 24))
+    targets[torch.rand(4, 24) < 0.7] = -1
+    _, loss = model(idx, targets)
+    full = all_logits(model, idx)
+    ref = F.cross_entropy(full.view(-1, V), targets.view(-1), ignore_index=-1)  # nanoGPT's way
+    torch.testing.assert_close(loss, ref, rtol=1e-6, atol=1e-6)
+    loss.backward()  # and gradients flow through the gathered positions
+    assert model.lm_head.weight.grad.abs().sum() > 0
 
 
 def force_pause_argmax(model):
@@ -98,3 +117,60 @@ def test_answer_refuses_what_does_not_fit():
     import pytest
     with pytest.raises(ValueError, match="block_size"):
         answer(model, [[1] * 20], 10, PAUSE, EOT, max_new_tokens=5)
+
+
+# --- KV cache --------------------------------------------------------------------------------------
+
+def test_kv_cache_greedy_equals_recompute_random_weights():
+    for seed in range(3):
+        model = tiny(seed, block_size=40)
+        idx = torch.randint(0, V, (5, 9))
+        cached = model.generate(idx, 25, use_cache=True)
+        plain = model.generate(idx, 25, use_cache=False)
+        assert torch.equal(cached, plain)
+
+
+def test_kv_cache_chunks_give_the_same_logits():
+    model = tiny(4)
+    from model import KVCache
+    idx = torch.randint(0, V, (2, 20))
+    full = all_logits(model, idx)
+    cache = KVCache(model, 2)
+    for a, b in [(0, 7), (7, 8), (8, 15), (15, 20)]:  # prefill, one token, several tokens after a past
+        last, _ = model(idx[:, a:b], cache=cache)
+        torch.testing.assert_close(last[:, 0], full[:, b - 1], rtol=1e-5, atol=1e-5)
+    assert cache.pos == 20
+
+
+def test_kv_cache_in_batches_equals_rows_alone():
+    model = tiny(5)
+    idx = torch.randint(0, V, (6, 7))
+    batched = model.generate(idx, 12, ban_ids=(PAUSE,))
+    for r in range(6):
+        assert torch.equal(batched[r:r + 1], model.generate(idx[r:r + 1], 12, ban_ids=(PAUSE,)))
+
+
+def test_kv_cache_respects_block_size():
+    import pytest
+    model = tiny(block_size=16)
+    idx = torch.randint(0, V, (1, 10))
+    assert model.generate(idx, 7).shape == (1, 17)  # the 7th token is never fed back: fits
+    with pytest.raises(ValueError, match="block_size"):
+        model.generate(idx, 8)
+    assert model.generate(idx, 8, use_cache=False).shape == (1, 18)  # recompute crops, as documented
+
+
+def test_kv_cache_greedy_equals_recompute_trained_checkpoint(tmp_path):
+    import train
+    from data import make_examples
+    cfg = train.parse_config(["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=48", "--batch_size=16",
+                              "--n_pretrain=2000", "--n_val=50", "--eval_iters=1", "--max_iters=80",
+                              "--progress=False", f"--out_dir={tmp_path}"])
+    model, vocab, _ = train.load_checkpoint(train.train(cfg)["ckpt"])
+    model.eval()
+    prompts = [vocab.encode(p) for p, _ in make_examples("keysum", 20, "test", 0)]
+    for m in (0, 6):
+        idx = torch.tensor([list(p) + [vocab.pause_id] * m for p in prompts])
+        cached = model.generate(idx, 20, ban_ids=(vocab.pause_id,))
+        assert torch.equal(cached, model.generate(idx, 20, ban_ids=(vocab.pause_id,), use_cache=False))
+        assert cached[:, idx.size(1):].eq(vocab.eot_id).any()  # trained: it does end its answers
