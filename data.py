@@ -284,7 +284,7 @@ class Batcher:
     """Random training batches. Pretraining: windows of a token stream (with pauses inserted when
     pause_frac > 0). Finetuning: formatted (prefix, target) examples, pre-padded once."""
     vocab: Vocab
-    tokens: np.ndarray = None  # pretraining stream
+    tokens: object = None      # pretraining stream: an array, or the path of a uint16 .bin token file
     examples: list = None      # finetuning (prefix_ids, target_ids) pairs
     block_size: int = 64
     pause_frac: float = 0.0
@@ -303,8 +303,13 @@ class Batcher:
         if self.examples is not None:
             idx = rng.integers(0, len(self.X), batch_size)
             return self.X[idx], self.Y[idx]
-        starts = rng.integers(0, len(self.tokens) - self.block_size - 1, batch_size)
-        seqs = self.tokens[starts[:, None] + np.arange(self.block_size + 1)]
+        tokens = self.tokens
+        if isinstance(tokens, str):
+            # a fresh memmap per batch: reads only the windows, and memory never grows (a long-lived
+            # np.memmap keeps every page it has touched)
+            tokens = np.memmap(tokens, dtype=np.uint16, mode="r")
+        starts = rng.integers(0, len(tokens) - self.block_size - 1, batch_size)
+        seqs = tokens[starts[:, None] + np.arange(self.block_size + 1)].astype(np.int64)
         if self.pause_frac > 0:
             seqs = insert_pauses(seqs, self.pause_frac, self.vocab.pause_id, rng)
         return lm_targets(seqs, self.vocab.pause_id)

@@ -42,7 +42,8 @@ class Config:
     n_train: int = 20000           # finetuning pairs
     n_val: int = 1000              # validation pairs (val loss; the pretraining val corpus too)
     n_test: int = 1000             # test pairs (eval.py only)
-    vocab: str = "compact"         # "compact": only the ids the corpus uses; "full": GPT-2's 50304
+    vocab: str = "compact"         # "compact": only the ids the task's text can use; "full": GPT-2's 50304
+    data_dir: str = ""             # pretrain on <data_dir>/train.bin, val.bin (uint16 GPT-2 ids) instead
     # pauses
     pause_frac: float = 0.0        # pretrain: pauses inserted per token (the paper: 0.10); 0 = StdPT
     n_pause: int = 0               # finetune: M_ft pauses appended to each prefix; 0 = StdFT
@@ -68,6 +69,7 @@ class Config:
     eval_iters: int = 20           # val batches per evaluation
     log_interval: int = 10         # refresh the progress bar every this many steps
     progress: bool = True          # tqdm bar
+    compile: bool = True           # torch.compile the model on CUDA (ignored on CPU/MPS)
 
 # -----------------------------------------------------------------------------
 # config: defaults above, then config files, then --key=value
@@ -143,6 +145,8 @@ def check_config(cfg):
         raise ConfigError(f"n_pause must be in [0, 10000), got {cfg.n_pause}")
     if cfg.max_iters < 0 or cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.eval_interval < 1:
         raise ConfigError("max_iters must be >= 0; batch_size, grad_accum, eval_interval >= 1")
+    if cfg.data_dir and (cfg.phase != "pretrain" or cfg.vocab != "full"):
+        raise ConfigError("data_dir (token files of GPT-2 ids) needs phase='pretrain' and vocab='full'")
 
 # -----------------------------------------------------------------------------
 # checkpoints
@@ -209,6 +213,12 @@ def phase_data(cfg):
     """(train, val) of the phase from the embedded task: lists of texts for pretraining, lists of
     (prefix, target) pairs for finetuning. The pretraining corpus holds train-split prompts only (a
     different draw than the finetuning pairs), so no val/test prompt is seen in either phase."""
+    if cfg.data_dir:
+        paths = [os.path.join(cfg.data_dir, f"{split}.bin") for split in ("train", "val")]
+        for p in paths:
+            if not os.path.exists(p):
+                raise ConfigError(f"token file not found: {p}")
+        return paths
     if cfg.phase == "pretrain":
         return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "train", cfg.data_seed + 1)),
                 corpus_text(make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed)))
@@ -218,8 +228,8 @@ def phase_data(cfg):
 
 def make_batcher(cfg, data, vocab, block_size):
     if cfg.phase == "pretrain":
-        return Batcher(vocab, tokens=encode_corpus(data, vocab), block_size=block_size,
-                       pause_frac=cfg.pause_frac)
+        tokens = data if cfg.data_dir else encode_corpus(data, vocab)
+        return Batcher(vocab, tokens=tokens, block_size=block_size, pause_frac=cfg.pause_frac)
     return Batcher(vocab, examples=encode_pairs(data, vocab), block_size=block_size, n_pause=cfg.n_pause)
 
 
@@ -235,14 +245,35 @@ def estimate_loss(model, batches, device, ctx):
     return float(np.mean(losses))
 
 
+def setup_distributed(cfg):
+    """(rank, world size, device). Under torchrun (RANK set): one process per GPU with nccl, or per CPU
+    process with gloo; otherwise a single process on cfg.device."""
+    if "RANK" not in os.environ:
+        return 0, 1, pick_device(cfg.device)
+    rank, local_rank, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
+    if cfg.grad_accum % world:
+        raise ConfigError(f"grad_accum {cfg.grad_accum} must be a multiple of the {world} processes")
+    cuda = pick_device(cfg.device).startswith("cuda")
+    torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+    device = f"cuda:{local_rank}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
 def train(cfg):
-    """Train one phase; returns {"ckpt": path, "val_loss": float, "step": int, "seconds": float}."""
+    """Train one phase; returns {"ckpt": path, "val_loss": float, "step": int, "seconds": float}.
+    grad_accum counts micro-batches per optimizer step over all processes, so the same config gives
+    the same effective batch (batch_size * grad_accum sequences) on 1 or N processes."""
     check_config(cfg)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)  # batch order and pause positions
-    device = pick_device(cfg.device)
+    rank, world, device = setup_distributed(cfg)
+    master = rank == 0  # only rank 0 logs and writes checkpoints
     device_type = "cuda" if device.startswith("cuda") else device
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device_type == "cuda" else nullcontext()
+    if device_type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # for any fp32 matmul left outside autocast
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 
     train_set, val_set = phase_data(cfg)
     if cfg.init_from == "scratch":
@@ -259,38 +290,56 @@ def train(cfg):
 
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
                                            (cfg.beta1, cfg.beta2), device_type)
-    os.makedirs(cfg.out_dir, exist_ok=True)
+    raw_model = model  # checkpoints hold this module's weights, never a compile/DDP wrapper's
+    if cfg.compile and device_type == "cuda":
+        model = torch.compile(model)
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device_type == "cuda" else None)
+    accum = cfg.grad_accum // world  # micro-batches per process
+    if master:
+        os.makedirs(cfg.out_dir, exist_ok=True)
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     val_loss, t_train, t0 = float("nan"), 0.0, time.time()
     bar = tqdm(range(cfg.max_iters + 1), desc=f"{cfg.phase} {os.path.basename(cfg.out_dir)}",
-               disable=not cfg.progress, dynamic_ncols=True, leave=False)
+               disable=not (cfg.progress and master), dynamic_ncols=True, leave=False)
     for it in bar:
         last_step = it == cfg.max_iters
         if it % cfg.eval_interval == 0 or last_step:
-            val_loss = estimate_loss(model, val_batches, device, ctx)
-            save_checkpoint(ckpt_path, model, optimizer, cfg, it, val_loss, vocab)
+            val_loss = estimate_loss(raw_model, val_batches, device, ctx)
+            if master:
+                save_checkpoint(ckpt_path, raw_model, optimizer, cfg, it, val_loss, vocab)
         if last_step:
             break
         lr = get_lr(it, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
         t, tokens = time.time(), 0
-        for _ in range(cfg.grad_accum):
-            x, y = (torch.from_numpy(a).to(device) for a in train_data.get(cfg.batch_size, rng))
-            tokens += x.numel()
-            with ctx:
-                _, loss = model(x, y)
-            (loss / cfg.grad_accum).backward()
+        for micro in range(accum):
+            # each micro-batch has its own generator, keyed by (seed, step, index over all processes):
+            # ranks read different data, and N processes see exactly the batches one process would
+            rng = np.random.default_rng([cfg.seed, it, rank * accum + micro])
+            x, y = (torch.from_numpy(a).to(device, non_blocking=True)
+                    for a in train_data.get(cfg.batch_size, rng))
+            tokens += x.numel() * world
+            # DDP averages gradients over ranks; sync only on the last micro-batch
+            sync = model.no_sync() if world > 1 and micro < accum - 1 else nullcontext()
+            with sync:
+                with ctx:
+                    _, loss = model(x, y)
+                (loss / accum).backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if it % cfg.log_interval == 0:  # .item() syncs with the GPU, so not every step
+        if it % cfg.log_interval == 0 and master:  # .item() syncs with the GPU, so not every step
             dt = time.time() - t
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.1e}",
                             ms=f"{1000 * dt:.0f}", tok_s=f"{tokens / dt:,.0f}")
         t_train += time.time() - t
     bar.close()
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return {"ckpt": ckpt_path, "val_loss": val_loss, "step": cfg.max_iters,
             "seconds": time.time() - t0, "train_seconds": t_train}
 

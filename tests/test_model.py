@@ -164,8 +164,8 @@ def test_kv_cache_greedy_equals_recompute_trained_checkpoint(tmp_path):
     import train
     from data import make_examples
     cfg = train.parse_config(["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=48", "--batch_size=16",
-                              "--n_pretrain=2000", "--n_val=50", "--eval_iters=1", "--max_iters=80",
-                              "--progress=False", f"--out_dir={tmp_path}"])
+                              "--n_pretrain=2000", "--n_val=50", "--eval_iters=1", "--max_iters=150",
+                              "--learning_rate=3e-3", "--progress=False", f"--out_dir={tmp_path}"])
     model, vocab, _ = train.load_checkpoint(train.train(cfg)["ckpt"])
     model.eval()
     prompts = [vocab.encode(p) for p, _ in make_examples("keysum", 20, "test", 0)]
@@ -174,3 +174,14 @@ def test_kv_cache_greedy_equals_recompute_trained_checkpoint(tmp_path):
         cached = model.generate(idx, 20, ban_ids=(vocab.pause_id,))
         assert torch.equal(cached, model.generate(idx, 20, ban_ids=(vocab.pause_id,), use_cache=False))
         assert cached[:, idx.size(1):].eq(vocab.eot_id).any()  # trained: it does end its answers
+
+
+def test_decoding_head_copy_follows_weight_updates():
+    model = tiny(6)
+    idx = torch.randint(0, V, (2, 5))
+    before = model.generate(idx, 6)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1)  # in place, as an optimizer step would
+    after = model.generate(idx, 6)
+    assert torch.equal(after, model.generate(idx, 6, use_cache=False))
+    assert not torch.equal(before, after)

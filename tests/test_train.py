@@ -1,5 +1,6 @@
 """train.py: config parsing and errors, the lr schedule, that training lowers the loss, checkpoints."""
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -100,3 +101,50 @@ def test_checkpoint_round_trip_identical_logits(tmp_path):
         load_checkpoint(path)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(str(tmp_path / "missing.pt"))
+
+
+def test_pretrain_from_token_files(tmp_path):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 5000), ("val", 1000)):  # nanoGPT's format: uint16 GPT-2 ids
+        (rng.integers(0, 50, n) * 7 % 50257).astype(np.uint16).tofile(tmp_path / f"{split}.bin")
+    cfg = parse_config(TINY + ["--vocab=full", f"--data_dir={tmp_path}", f"--out_dir={tmp_path}/o",
+                               "--pause_frac=0.1", "--learning_rate=3e-3"])
+    before = train.train(dataclasses.replace(cfg, max_iters=0))["val_loss"]
+    after = train.train(dataclasses.replace(cfg, max_iters=30))["val_loss"]
+    assert after < before - 1.0  # ~ln(50304) down towards ln(50)
+    with pytest.raises(ConfigError, match="needs phase='pretrain' and vocab='full'"):
+        train.check_config(dataclasses.replace(cfg, vocab="compact"))
+    with pytest.raises(ConfigError, match="token file not found"):
+        train.phase_data(dataclasses.replace(cfg, data_dir=str(tmp_path / "nowhere")))
+
+
+def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path):
+    """torchrun with 2 gloo processes x 1 micro-batch == 1 process x 2 micro-batches, same weights."""
+    args = TINY + ["--max_iters=4", "--grad_accum=2", "--eval_interval=100", "--pause_frac=0.1"]
+    root = train.__file__.rsplit("/", 1)[0]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "train.py", *args, f"--out_dir={tmp_path}/ddp"], cwd=root, capture_output=True,
+                         text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    single = train.train(parse_config(args + [f"--out_dir={tmp_path}/one"]))
+    a = torch.load(f"{tmp_path}/ddp/ckpt.pt", weights_only=True)["model"]
+    b = torch.load(single["ckpt"], weights_only=True)["model"]
+    torch.manual_seed(1337)  # the seed train() builds its model with: the initial weights
+    init = GPT(GPTConfig(**torch.load(single["ckpt"], weights_only=True)["model_args"])).state_dict()
+    for k in b:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert all(not torch.allclose(b[k], init[k]) for k in b if k.endswith("c_attn.weight"))  # it trained
+
+
+def test_gpt2_124m_config_runs_on_cpu_when_shrunk(tmp_path):
+    import numpy as np
+    for split in ("train", "val"):
+        np.random.default_rng(0).integers(0, 50257, 4000).astype(np.uint16).tofile(tmp_path / f"{split}.bin")
+    config_file = os.path.join(os.path.dirname(train.__file__), "configs", "gpt2_124m.py")
+    cfg = parse_config([config_file, f"--data_dir={tmp_path}", f"--out_dir={tmp_path}/o",
+                        "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=2",
+                        "--grad_accum=2", "--max_iters=2", "--eval_iters=1", "--progress=False"])
+    assert (cfg.vocab, cfg.compile, cfg.bias) == ("full", True, False)  # compile is a no-op on CPU
+    out = train.train(cfg)
+    assert load_checkpoint(out["ckpt"])[0].config.vocab_size == 50304
