@@ -7,6 +7,8 @@ Run it (config files only override fields of Config below; --key=value overrides
   python train.py configs/pretrain.py --pause_frac=0.1 --out_dir=out/pt_pause
   python train.py configs/finetune.py --init_from=out/pt_pause/ckpt.pt --n_pause=8 --out_dir=out/ft
   python train.py --max_iters=20 --n_layer=1 --n_embd=32 --out_dir=out/tiny   # seconds on a CPU
+  python train.py configs/gpt2_124m.py --data_dir=data/owt --pause_frac=0.1  # GPT-2 small, one GPU
+  torchrun --standalone --nproc_per_node=8 train.py configs/gpt2_124m.py --data_dir=data/owt  # 8 GPUs
 """
 import ast
 import dataclasses
