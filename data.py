@@ -213,6 +213,33 @@ def addition(rng, n=3):
     return f"{' '.join(map(str, a))} + {' '.join(map(str, b))} =", " " + " ".join(str(s))
 
 
+def summod(rng, n=8):
+    """Sum of n digits mod 10: every digit matters (a parity-like task)."""
+    xs = rng.integers(0, 10, n)
+    return " ".join(map(str, xs)) + " =", f" {int(xs.sum() % 10)}"
+
+
+def mult(rng):
+    """3-digit x 2-digit multiplication, digits space separated, answer digits too."""
+    a, b = rng.integers(0, 10, 3), rng.integers(0, 10, 2)
+    p = int("".join(map(str, a))) * int("".join(map(str, b)))
+    return f"{' '.join(map(str, a))} * {' '.join(map(str, b))} =", " " + " ".join(str(p))
+
+
+def hops(rng, chain=4, letters="abcdefgh"):
+    """Variable binding: two chains x1 = digit, x2 = x1, ... of `chain` variables each, statements
+    shuffled; the query names the end of one chain, whose digit is the answer (chain-1 hops)."""
+    names = rng.permutation(list(letters))[: 2 * chain]
+    digits = rng.choice(10, 2, replace=False)
+    stmts = []
+    for c in range(2):
+        v = names[c * chain:(c + 1) * chain]
+        stmts += [f"{v[0]} = {digits[c]}"] + [f"{v[i]} = {v[i - 1]}" for i in range(1, chain)]
+    q = int(rng.integers(0, 2))
+    order = rng.permutation(len(stmts))
+    return " , ".join(stmts[i] for i in order) + f" ; {names[q * chain + chain - 1]} =", f" {digits[q]}"
+
+
 @dataclass(frozen=True)
 class Task:
     sample: callable
@@ -223,7 +250,13 @@ DIGITS = tuple(str(d) for d in range(10))
 TASKS = {
     "keysum": Task(keysum, DIGITS + tuple(f" {i}" for i in range(55)) + (" |", " =")),
     "addition": Task(addition, DIGITS + tuple(f" {d}" for d in DIGITS) + (" +", " =")),
+    "summod": Task(summod, DIGITS + tuple(f" {d}" for d in DIGITS) + (" =",)),
+    "mult": Task(mult, DIGITS + tuple(f" {d}" for d in DIGITS) + (" *", " =")),
+    "hops": Task(hops, tuple("abcdefgh") + tuple(f" {c}" for c in "abcdefgh")
+                 + tuple(f" {d}" for d in DIGITS) + (" =", " ,", " ;")),
 }
+# size of each task's prompt space, to say how much of it training covers
+SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None}
 
 
 def task_vocab(task):

@@ -115,6 +115,22 @@ def run_seed(ecfg, seed, names):
     return scores
 
 
+# two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (no scipy needed)
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042]
+
+
+def interval95(x):
+    """95% confidence interval of the mean of x (t-interval over seeds); a point for one value."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), float(x.mean())
+    t = T975[len(x) - 2] if len(x) - 1 <= len(T975) else 1.96
+    half = t * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
 def summarize(per_seed, ecfg, names):
     """Rows of the result table: mean and std over seeds, delta vs the baseline's mean."""
     rows, keys = [], list(per_seed[0])
