@@ -27,6 +27,7 @@ from tiktoken_ext.openai_public import r50k_pat_str
 TOKENIZER_NAME = "gpt2+pause"
 EOT_ID = 50256    # <|endoftext|>, as in GPT-2
 PAUSE_ID = 50257  # <|pause|>: the first id after GPT-2's vocab, so GPT-2 weights keep their ids
+DOT_ID = 13       # '.', used only as the filler-token control (eval.py --filler=dot)
 PADDED_VOCAB = 50304  # nanoGPT's padding of 50258 up to a multiple of 64 (faster matmuls); ids above
                       # PAUSE_ID are never produced by the tokenizer and never targets
 
@@ -78,7 +79,7 @@ class Vocab:
 
     table=None is the full GPT-2 vocab (model vocab_size 50304). A compact vocab (for small runs, where a
     50k-wide output head would dominate the compute) is a sorted array of the GPT-2 ids a corpus uses
-    plus EOT and PAUSE; model id i stands for GPT-2 id table[i]. Same tokenizer, smaller embedding.
+    plus EOT, PAUSE and '.'; model id i stands for GPT-2 id table[i]. Same tokenizer, smaller embedding.
     """
 
     def __init__(self, table=None):
@@ -87,12 +88,13 @@ class Vocab:
             assert np.all(np.diff(self.table) > 0), "vocab table must be sorted and unique"
         self.eot_id = self.to_model([EOT_ID])[0]
         self.pause_id = self.to_model([PAUSE_ID])[0]
+        self.dot_id = self.to_model([DOT_ID])[0]  # '.', the filler the paper compares pauses with
         self.size = PADDED_VOCAB if self.table is None else len(self.table)
 
     @classmethod
     def compact(cls, *id_arrays):
         used = np.unique(np.concatenate([np.asarray(a, dtype=np.int64).ravel() for a in id_arrays]))
-        return cls(np.union1d(used, [EOT_ID, PAUSE_ID]))
+        return cls(np.union1d(used, [EOT_ID, PAUSE_ID, DOT_ID]))
 
     def to_model(self, gpt2_ids):
         ids = np.asarray(gpt2_ids, dtype=np.int64)
@@ -162,13 +164,16 @@ def lm_targets(seqs, pause_id):
     return x, y
 
 
-def format_example(prefix, target, n_pause, pause_id, eot_id):
-    """Pause finetuning/inference format: prefix + [pause]*n_pause + target + [eot].
+def format_example(prefix, target, n_pause, pause_id, eot_id, placement="append"):
+    """Pause finetuning/inference format: prefix + [pause]*n_pause + target + [eot] (the paper's
+    appended pauses; placement="prepend" puts them before the prefix instead, its ablation).
 
     Returns (x, y) of equal length: x the inputs, y the next-token targets, -1 on every position that
     predicts a prefix or a pause token, so the loss falls on the target tokens and the end token only.
-    The last pause predicts the first target token. n_pause=0 is the standard format."""
-    seq = np.concatenate([prefix, np.full(n_pause, pause_id), target, [eot_id]]).astype(np.int64)
+    The last prompt position predicts the first target token. n_pause=0 is the standard format."""
+    pauses = np.full(n_pause, pause_id)
+    head = [prefix, pauses] if placement == "append" else [pauses, prefix]
+    seq = np.concatenate(head + [target, [eot_id]]).astype(np.int64)
     x, y = seq[:-1], seq[1:].copy()
     y[: len(prefix) + n_pause - 1] = -1
     return x, y
@@ -260,7 +265,7 @@ SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5,
 
 
 def task_vocab(task):
-    """The compact vocab of a task: the ids of its alphabet, plus the end and pause tokens."""
+    """The compact vocab of a task: the ids of its alphabet, plus the end, pause and '.' tokens."""
     return Vocab.compact(gpt2_ids_of(TASKS[task].alphabet))
 SPLITS = ("train", "val", "test")
 
@@ -322,11 +327,13 @@ class Batcher:
     block_size: int = 64
     pause_frac: float = 0.0
     n_pause: int = 0
+    placement: str = "append"
 
     def __post_init__(self):
         if self.examples is not None:
             self.X, self.Y = collate([format_example(p, t, self.n_pause, self.vocab.pause_id,
-                                                     self.vocab.eot_id) for p, t in self.examples],
+                                                     self.vocab.eot_id, self.placement)
+                                      for p, t in self.examples],
                                      self.vocab.eot_id)
             if self.X.shape[1] > self.block_size:
                 raise ValueError(f"prefix + {self.n_pause} pauses + target is {self.X.shape[1]} tokens, "

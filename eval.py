@@ -3,11 +3,16 @@ The paper's comparison on the embedded task: StdPT/PausePT pretraining x StdFT/P
 scored by exact match on a held-out test set, against the StdPT_StdFT baseline.
 
   python eval.py                                   # the default comparison (minutes on 2 CPU cores)
+  python eval.py --seeds=5                         # mean ± std and 95% intervals over 5 seeds
   python eval.py --n_pause=4 --variants=PausePT_PauseFT   # another M_ft; reuses the pretrained models
+  python eval.py --placement=prepend               # pauses before the prompt (the paper's ablation)
+  python eval.py --filler=dot                      # also give the baseline M '.' tokens at inference
   python eval.py --ckpt=out/default/seed1337/ft_PausePT_PauseFT_M8/ckpt.pt --n_inf=0   # one model
 
-It trains what is missing and reuses finished runs whose config matches. The table goes to stdout and,
-with the command, commit, seeds and machine, to <out_dir>/results.md and results.json.
+It trains what is missing and reuses finished runs whose config matches. PauseFT variants are scored
+at M_inf = 0, M_ft/2, M_ft and 2*M_ft (--sweep=False: M_ft and 0). The table goes to stdout and, with
+the command, commit, seeds and machine, to <out_dir>/results.md and results.json (and a plot of
+accuracy vs M_inf when matplotlib is installed).
 """
 import dataclasses
 import json
@@ -43,9 +48,13 @@ class EvalConfig:
     finetune_config: str = "configs/finetune.py"
     seed: int = 1337
     seeds: int = 1               # model seeds seed, seed+1, ...; accuracy is mean ± std over them
-    n_pause: int = 8             # M_ft of the PauseFT variants; they are tested at M_inf = M_ft and 0
+    n_pause: int = 8             # M_ft of the PauseFT variants
     pause_frac: float = 0.1      # pauses per token in PausePT (the paper's 10%)
     variants: str = "all"        # "all" or a comma-separated subset of the four names
+    sweep: bool = True           # PauseFT variants at M_inf = 0, M_ft/2, M_ft, 2*M_ft (else M_ft and 0)
+    placement: str = "append"    # where PauseFT puts its pauses: "append" (the paper) or "prepend"
+    filler: str = "pause"        # "dot": also score the baseline with M_ft '.' tokens at inference
+    plot: bool = True            # write accuracy_vs_minf.png when matplotlib is installed
     ckpt: str = ""               # score this one checkpoint instead of running the comparison
     n_inf: int = -1              # with ckpt: M_inf (-1: the checkpoint's own n_pause)
     progress: bool = True
@@ -77,13 +86,15 @@ def ensure_trained(cfg, force):
     return out["ckpt"], True
 
 
-def accuracy(model, vocab, pairs, n_inf, progress=False):
-    """Exact match of the decoded greedy answer (after n_inf pauses) with the target text."""
+def accuracy(model, vocab, pairs, n_inf, progress=False, filler="pause", placement="append"):
+    """Exact match of the decoded greedy answer (after n_inf pauses, or '.' with filler="dot") with
+    the target text."""
     # targets are only compared as text, never encoded: a test answer may use a token the training
     # text never did (it then simply cannot be produced)
     max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1  # + the end token
     prompts = vocab.encode_batch([p for p, _ in pairs])
-    outs = answer(model, prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress)
+    outs = answer(model, prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress,
+                  filler_id=vocab.dot_id if filler == "dot" else None, placement=placement)
     return float(np.mean([vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]))
 
 
@@ -91,8 +102,18 @@ def test_pairs(cfg):
     return make_examples(cfg.task, cfg.n_test, "test", cfg.data_seed)
 
 
+def conditions(name, ecfg):
+    """The (M_inf, filler) pairs a variant is scored at."""
+    m = ecfg.n_pause
+    if VARIANTS[name][1]:
+        return [(mi, "pause") for mi in (sorted({0, m // 2, m, 2 * m}) if ecfg.sweep else [m, 0])]
+    if ecfg.filler == "dot" and name == "StdPT_StdFT":
+        return [(0, "pause"), (m, "dot")]
+    return [(0, "pause")]
+
+
 def run_seed(ecfg, seed, names):
-    """Train (or reuse) what the variants need for one seed; returns {(variant, M_inf): accuracy}."""
+    """Train (or reuse) what the variants need for one seed; returns {(variant, M_inf, filler): acc}."""
     root = os.path.join(ecfg.out_dir, f"seed{seed}")
     pt_ckpts, pt_new = {}, {}
     for pause_pt in sorted({VARIANTS[n][0] for n in names}):
@@ -103,15 +124,18 @@ def run_seed(ecfg, seed, names):
     for name in names:
         pause_pt, pause_ft = VARIANTS[name]
         m_ft = ecfg.n_pause if pause_ft else 0
+        placement = ecfg.placement if pause_ft else "append"
+        suffix = "_prepend" if placement == "prepend" else ""
         cfg = phase_config(ecfg, "finetune", seed, n_pause=m_ft, init_from=pt_ckpts[pause_pt],
-                           out_dir=os.path.join(root, f"ft_{name}_M{m_ft}"))
+                           placement=placement, out_dir=os.path.join(root, f"ft_{name}_M{m_ft}{suffix}"))
         path, _ = ensure_trained(cfg, force=pt_new[pause_pt])  # a new pretrained model: finetune again
         model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))
         model.eval()
         pairs = test_pairs(cfg)
-        for m_inf in ([m_ft, 0] if pause_ft else [0]):
-            scores[(name, m_inf)] = accuracy(model, vocab, pairs, m_inf, ecfg.progress)
-            print(f"  {name} M_inf={m_inf}: {100 * scores[(name, m_inf)]:.1f}%")
+        for m_inf, filler in conditions(name, ecfg):
+            acc = accuracy(model, vocab, pairs, m_inf, ecfg.progress, filler, placement)
+            scores[(name, m_inf, filler)] = acc
+            print(f"  {name} M_inf={m_inf}{' dots' if filler == 'dot' else ''}: {100 * acc:.1f}%")
     return scores
 
 
@@ -131,26 +155,68 @@ def interval95(x):
     return float(x.mean() - half), float(x.mean() + half)
 
 
-def summarize(per_seed, ecfg, names):
-    """Rows of the result table: mean and std over seeds, delta vs the baseline's mean."""
-    rows, keys = [], list(per_seed[0])
-    base = [s[("StdPT_StdFT", 0)] for s in per_seed] if ("StdPT_StdFT", 0) in keys else None
-    for name, m_inf in keys:
-        accs = np.array([s[(name, m_inf)] for s in per_seed])
-        rows.append({"variant": name, "M_ft": ecfg.n_pause if VARIANTS[name][1] else 0, "M_inf": m_inf,
-                     "accuracy": float(accs.mean()), "std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
-                     "per_seed": accs.tolist(),
-                     "delta": None if base is None else float(accs.mean() - np.mean(base))})
+def summarize(per_seed, ecfg, lengths):
+    """Rows of the result table: mean, std and 95% interval over seeds; the delta vs the baseline is
+    paired by seed (same seed, same data order); compute = positions the model runs per test example
+    (prompt + fillers + answer) and their ratio to the baseline's (FLOPs grow about linearly with it)."""
+    base_key = ("StdPT_StdFT", 0, "pause")
+    base = np.array([s[base_key] for s in per_seed]) if base_key in per_seed[0] else None
+    prompt_len, answer_len = lengths
+    rows = []
+    for name, m_inf, filler in per_seed[0]:
+        accs = np.array([s[(name, m_inf, filler)] for s in per_seed])
+        row = {"variant": name, "M_ft": ecfg.n_pause if VARIANTS[name][1] else 0, "M_inf": m_inf,
+               "filler": filler, "placement": ecfg.placement if VARIANTS[name][1] else "append",
+               "accuracy": float(accs.mean()), "std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
+               "ci95": interval95(accs), "per_seed": accs.tolist(), "delta": None, "delta_ci95": None,
+               "positions": prompt_len + m_inf + answer_len,
+               "flops_ratio": (prompt_len + m_inf + answer_len) / (prompt_len + answer_len)}
+        if base is not None:
+            row["delta"] = float((accs - base).mean())
+            row["delta_ci95"] = interval95(accs - base)
+        rows.append(row)
     return rows
 
 
 def table_markdown(rows):
-    lines = ["| variant | M_ft | M_inf | accuracy (%) | delta vs baseline (pp) |", "|---|---|---|---|---|"]
+    lines = ["| variant | M_ft | M_inf | accuracy (%) | 95% interval | delta vs baseline (pp), 95% interval "
+             "| positions | compute |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['std']:.1f}" if r["std"] is not None else "")
+        ci = f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"
         delta = "" if r["delta"] is None else f"{100 * r['delta']:+.1f}"
-        lines.append(f"| {r['variant']} | {r['M_ft']} | {r['M_inf']} | {acc} | {delta} |")
+        if r["delta_ci95"] is not None and r["std"] is not None:
+            delta += f" [{100 * r['delta_ci95'][0]:+.1f}, {100 * r['delta_ci95'][1]:+.1f}]"
+        label = r["variant"] + (" (prepend)" if r["placement"] == "prepend" and r["M_inf"] else "")
+        m_inf = f"{r['M_inf']}" + (" dots" if r["filler"] == "dot" else "")
+        lines.append(f"| {label} | {r['M_ft']} | {m_inf} | {acc} | {ci} | {delta} | {r['positions']:.1f} "
+                     f"| {r['flops_ratio']:.2f}x |")
     return "\n".join(lines)
+
+
+def plot(rows, path):
+    """Accuracy vs M_inf per variant, error bars = std over seeds; None when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in VARIANTS:
+        pts = sorted((r["M_inf"], r["accuracy"], r["std"] or 0) for r in rows
+                     if r["variant"] == name and r["filler"] == "pause")
+        if pts:
+            m, a, e = zip(*pts)
+            ax.errorbar(m, [100 * x for x in a], yerr=[100 * x for x in e], marker="o", capsize=3, label=name)
+    ax.set_xlabel("pauses at inference (M_inf)")
+    ax.set_ylabel("exact match (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def machine():
@@ -181,31 +247,41 @@ def compare(ecfg):
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
+    if ecfg.filler not in ("pause", "dot"):
+        raise ConfigError(f"filler must be 'pause' or 'dot', got {ecfg.filler!r}")
     for phase in ("pretrain", "finetune"):  # fail on a bad config before any training starts
-        check_config(phase_config(ecfg, phase, ecfg.seed, n_pause=ecfg.n_pause, pause_frac=ecfg.pause_frac))
+        check_config(phase_config(ecfg, phase, ecfg.seed, n_pause=ecfg.n_pause, pause_frac=ecfg.pause_frac,
+                                  placement=ecfg.placement))
     t0 = time.time()
     seeds = [ecfg.seed + i for i in range(ecfg.seeds)]
     per_seed = []
     for s in seeds:
         print(f"seed {s}", flush=True)
         per_seed.append(run_seed(ecfg, s, names))
-    rows = summarize(per_seed, ecfg, names)
-    pt = phase_config(ecfg, "pretrain", seeds[0])
-    n_test = len(test_pairs(phase_config(ecfg, "finetune", seeds[0])))
-    header = (f"task {pt.task}, {n_test} test examples, {len(seeds)} seed(s) {seeds}; "
-              f"accuracy = exact match, mean" + (" ± std over seeds" if len(seeds) > 1 else ""))
+    ft = phase_config(ecfg, "finetune", seeds[0])
+    pairs = test_pairs(ft)
+    enc = get_encoding()
+    lengths = (np.mean([len(enc.encode_ordinary(p)) for p, _ in pairs]),
+               np.mean([len(enc.encode_ordinary(t)) + 1 for _, t in pairs]))  # answer + end token
+    rows = summarize(per_seed, ecfg, lengths)
+    header = (f"task {ft.task}, {len(pairs)} test examples, {len(seeds)} seed(s) {seeds}; accuracy = exact "
+              f"match, mean" + (" ± std over seeds, 95% t-interval" if len(seeds) > 1 else " (one seed: no "
+              "spread; run --seeds=N)") + "; positions = prompt + fillers + answer tokens per example, "
+              "compute = that over the baseline's")
     table = table_markdown(rows)
+    os.makedirs(ecfg.out_dir, exist_ok=True)
+    png = plot(rows, os.path.join(ecfg.out_dir, "accuracy_vs_minf.png")) if ecfg.plot else None
     result = {"command": " ".join(["python"] + sys.argv), "commit": commit(), "seeds": seeds,
               "machine": machine(), "seconds": time.time() - t0, "eval_config": dataclasses.asdict(ecfg),
-              "task": pt.task, "n_test": n_test, "rows": rows}
-    os.makedirs(ecfg.out_dir, exist_ok=True)
+              "task": ft.task, "n_test": len(pairs), "rows": rows, "plot": png}
     with open(os.path.join(ecfg.out_dir, "results.json"), "w") as f:
         json.dump(result, f, indent=2)
     with open(os.path.join(ecfg.out_dir, "results.md"), "w") as f:
         f.write(f"`{result['command']}` at commit {result['commit']} on {result['machine']['cpu']} "
                 f"({result['machine']['cores']} cores, gpu: {result['machine']['gpu']}), "
                 f"{result['seconds']:.0f}s\n\n{header}\n\n{table}\n")
-    print(f"\n{header}\n\n{table}\n\n{result['seconds']:.0f}s; written to {ecfg.out_dir}/results.json")
+    print(f"\n{header}\n\n{table}\n\n{result['seconds']:.0f}s; written to {ecfg.out_dir}/results.json"
+          + (f" and {png}" if png else ""))
     return result
 
 
@@ -226,6 +302,8 @@ def main(argv):
         ecfg = parse_config(argv, EvalConfig)
         if ecfg.seeds < 1 or ecfg.n_pause < 0 or not 0 <= ecfg.pause_frac <= 1:
             raise ConfigError("seeds must be >= 1, n_pause >= 0, pause_frac in [0, 1]")
+        if ecfg.placement not in ("append", "prepend"):
+            raise ConfigError(f"placement must be 'append' or 'prepend', got {ecfg.placement!r}")
         score_one(ecfg) if ecfg.ckpt else compare(ecfg)
     except (ConfigError, FileNotFoundError) as e:
         print(f"eval.py: {e}", file=sys.stderr)

@@ -244,15 +244,18 @@ class KVCache:
 
 @torch.no_grad()
 def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=True, batch_size=256,
-           progress=False):
+           progress=False, filler_id=None, placement="append"):
     """Pause inference: for each prompt (a sequence of ids) append n_pause pauses, ignore the model's
     outputs until the last pause (only the last position's logits are ever read), then decode until
     <|endoftext|> or max_new_tokens. Returns the answer ids of each prompt, end token excluded.
+    filler_id puts another token in the pause slots (the '.' control); placement="prepend" puts them
+    before the prompt (the placement ablation). The pause id is never produced.
 
     Prompts are batched by length, so no padding ever shifts a position: each answer equals the one
     the model gives to that prompt alone."""
     block = model.config.block_size
     device = next(model.parameters()).device
+    fill = [pause_id if filler_id is None else filler_id] * n_pause
     by_len = {}
     for i, p in enumerate(prompts):
         by_len.setdefault(len(p), []).append(i)
@@ -263,7 +266,8 @@ def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=T
                              f"do not fit block_size {block}")
     chunks = [rows[s:s + batch_size] for rows in by_len.values() for s in range(0, len(rows), batch_size)]
     for chunk in tqdm(chunks, desc=f"answering (M_inf={n_pause})", disable=not progress, leave=False):
-        idx = torch.tensor([list(prompts[i]) + [pause_id] * n_pause for i in chunk], device=device)
+        rows = [list(prompts[i]) + fill if placement == "append" else fill + list(prompts[i]) for i in chunk]
+        idx = torch.tensor(rows, device=device)
         gen = model.generate(idx, max_new_tokens, greedy=greedy, ban_ids=(pause_id,),
                              stop_id=eot_id)[:, idx.size(1):].tolist()
         for i, g in zip(chunk, gen):

@@ -49,6 +49,7 @@ class Config:
     # pauses
     pause_frac: float = 0.0        # pretrain: pauses inserted per token (the paper: 0.10); 0 = StdPT
     n_pause: int = 0               # finetune: M_ft pauses appended to each prefix; 0 = StdFT
+    placement: str = "append"      # finetune: "append" pauses after the prefix (the paper) or "prepend"
     # model (ignored with init_from=<checkpoint>: the checkpoint's shape is used)
     n_layer: int = 2
     n_head: int = 4
@@ -141,6 +142,8 @@ def check_config(cfg):
         raise ConfigError(f"phase must be 'pretrain' or 'finetune', got {cfg.phase!r}")
     if cfg.vocab not in ("compact", "full"):
         raise ConfigError(f"vocab must be 'compact' or 'full', got {cfg.vocab!r}")
+    if cfg.placement not in ("append", "prepend"):
+        raise ConfigError(f"placement must be 'append' or 'prepend', got {cfg.placement!r}")
     if not 0.0 <= cfg.pause_frac <= 1.0:
         raise ConfigError(f"pause_frac must be in [0, 1], got {cfg.pause_frac}")
     if not 0 <= cfg.n_pause < 10_000:
@@ -232,7 +235,8 @@ def make_batcher(cfg, data, vocab, block_size):
     if cfg.phase == "pretrain":
         tokens = data if cfg.data_dir else encode_corpus(data, vocab)
         return Batcher(vocab, tokens=tokens, block_size=block_size, pause_frac=cfg.pause_frac)
-    return Batcher(vocab, examples=encode_pairs(data, vocab), block_size=block_size, n_pause=cfg.n_pause)
+    return Batcher(vocab, examples=encode_pairs(data, vocab), block_size=block_size, n_pause=cfg.n_pause,
+                   placement=cfg.placement)
 
 
 @torch.no_grad()

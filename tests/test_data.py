@@ -55,7 +55,7 @@ def test_hash_check_refuses_changed_file(tmp_path):
 def test_compact_vocab_round_trip_equals_plain_tokenizer():
     enc = get_encoding()
     vocab = Vocab.compact(data.gpt2_ids_of(TEXTS))
-    assert vocab.size == len(set(data.gpt2_ids_of(TEXTS).tolist()) | {EOT_ID, PAUSE_ID}) < 100
+    assert vocab.size == len(set(data.gpt2_ids_of(TEXTS).tolist()) | {EOT_ID, PAUSE_ID, data.DOT_ID}) < 100
     for text in TEXTS:
         ids = vocab.encode(text)
         assert ids.max(initial=0) < vocab.size
@@ -125,6 +125,13 @@ def test_format_example_layout_and_targets():
     assert y.tolist() == [-1, -1, -1, -1, 5, 6, E]  # the last pause predicts the first target token
     x0, y0 = format_example(np.array([1, 2, 3]), np.array([5]), 0, P, E)
     assert x0.tolist() == [1, 2, 3, 5] and y0.tolist() == [-1, -1, 5, E]  # M=0: the standard format
+
+
+def test_format_example_prepend():
+    P, E = 9, 8
+    x, y = format_example(np.array([1, 2, 3]), np.array([5, 6]), 2, P, E, placement="prepend")
+    assert x.tolist() == [P, P, 1, 2, 3, 5, 6]
+    assert y.tolist() == [-1, -1, -1, -1, 5, 6, E]  # the last prompt token predicts the answer
 
 
 def test_collate_pads_targets_with_ignore():

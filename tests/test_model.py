@@ -103,6 +103,17 @@ def test_answer_appends_pauses_and_reads_after_them():
             reference_answer(model, [1, 2, 3, 4], m, 6)
 
 
+def test_answer_with_dots_or_prepended_pauses():
+    model = tiny(7)
+    DOT = 10
+    got = answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5, filler_id=DOT)[0]
+    ref = model.generate(torch.tensor([[1, 2, 3] + [DOT] * 4]), 5, ban_ids=(PAUSE,))[0, 7:].tolist()
+    assert got == (ref[:ref.index(EOT)] if EOT in ref else ref)
+    got = answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5, placement="prepend")[0]
+    ref = model.generate(torch.tensor([[PAUSE] * 4 + [1, 2, 3]]), 5, ban_ids=(PAUSE,))[0, 7:].tolist()
+    assert got == (ref[:ref.index(EOT)] if EOT in ref else ref)
+
+
 def test_batched_answers_equal_one_at_a_time():
     model = tiny(2)
     rng = np.random.default_rng(0)
