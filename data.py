@@ -21,6 +21,11 @@ import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 from tiktoken_ext.openai_public import r50k_pat_str
 
+
+
+class DataError(ValueError):
+    """Bad data or data settings: the scripts print it as one line and exit with code 2."""
+
 # -----------------------------------------------------------------------------
 # Tokenizer: GPT-2 BPE plus one special token
 
@@ -49,7 +54,7 @@ def _bpe_files():
 def _check_sha256(path, expected):
     digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
     if digest != expected:
-        raise ValueError(f"{path}: sha256 {digest} is not GPT-2's {expected}; refusing a changed BPE file")
+        raise DataError(f"{path}: sha256 {digest} is not GPT-2's {expected}; refusing a changed BPE file")
 
 
 def build_encoding(vocab_bpe, encoder_json):
@@ -103,7 +108,7 @@ class Vocab:
         pos = np.searchsorted(self.table, ids).clip(max=len(self.table) - 1)
         if not np.all(self.table[pos] == ids):
             missing = sorted(set(ids[self.table[pos] != ids].tolist()))[:5]
-            raise ValueError(f"text uses GPT-2 ids {missing} that are not in this compact vocab")
+            raise DataError(f"text uses GPT-2 ids {missing} that are not in this compact vocab")
         return pos
 
     def to_gpt2(self, model_ids):
@@ -281,7 +286,7 @@ def split_of(prefix):
 def make_examples(task, n, split, seed):
     """n distinct (prefix, target) pairs of one split, deterministic in (task, split, seed)."""
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        raise DataError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     rng = np.random.default_rng([seed, SPLITS.index(split), sum(map(ord, task))])
     seen, out = set(), []
     for _ in range(50 * n + 1000):  # bounded: a task whose space is too small fails loudly below
@@ -291,7 +296,7 @@ def make_examples(task, n, split, seed):
         if prefix not in seen and split_of(prefix) == split:
             seen.add(prefix)
             out.append((prefix, target))
-    raise ValueError(f"task {task!r} has fewer than {n} distinct {split} prompts")
+    raise DataError(f"task {task!r} has fewer than {n} distinct {split} prompts")
 
 
 def corpus_text(examples):
@@ -330,13 +335,19 @@ class Batcher:
     placement: str = "append"
 
     def __post_init__(self):
+        if isinstance(self.tokens, str):
+            size = os.path.getsize(self.tokens)
+            if size % 2:
+                raise DataError(f"{self.tokens} is truncated: {size} bytes is not a whole number of uint16 tokens")
+            if size // 2 < self.block_size + 2:
+                raise DataError(f"{self.tokens} holds {size // 2} tokens, fewer than block_size + 2")
         if self.examples is not None:
             self.X, self.Y = collate([format_example(p, t, self.n_pause, self.vocab.pause_id,
                                                      self.vocab.eot_id, self.placement)
                                       for p, t in self.examples],
                                      self.vocab.eot_id)
             if self.X.shape[1] > self.block_size:
-                raise ValueError(f"prefix + {self.n_pause} pauses + target is {self.X.shape[1]} tokens, "
+                raise DataError(f"prefix + {self.n_pause} pauses + target is {self.X.shape[1]} tokens, "
                                  f"longer than block_size {self.block_size}")
 
     def get(self, batch_size, rng):

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data import get_encoding, make_examples
+from data import DataError, get_encoding, make_examples
 from model import answer
-from train import ConfigError, check_config, load_checkpoint, parse_config, pick_device, train
+from train import (CheckpointError, ConfigError, TrainingError, check_config, load_checkpoint, parse_config,
+                   pick_device, read_checkpoint, train)
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -75,7 +76,7 @@ def ensure_trained(cfg, force):
     Returns (ckpt path, whether it trained now)."""
     path = os.path.join(cfg.out_dir, "ckpt.pt")
     if not force and os.path.exists(path):
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = read_checkpoint(path)
         same = {**saved["config"], "progress": cfg.progress} == dataclasses.asdict(cfg)
         if same and saved["step"] == cfg.max_iters:
             print(f"  reusing {path}")
@@ -305,9 +306,12 @@ def main(argv):
         if ecfg.placement not in ("append", "prepend"):
             raise ConfigError(f"placement must be 'append' or 'prepend', got {ecfg.placement!r}")
         score_one(ecfg) if ecfg.ckpt else compare(ecfg)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, DataError) as e:
         print(f"eval.py: {e}", file=sys.stderr)
         return 2
+    except TrainingError as e:
+        print(f"eval.py: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import math
 import os
+import pickle
 import sys
 import time
 from contextlib import nullcontext
@@ -24,8 +25,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data import (PAUSE_ID, TOKENIZER_NAME, Batcher, Vocab, corpus_text, encode_corpus, encode_pairs,
-                  make_examples, task_vocab)
+from data import (PAUSE_ID, TOKENIZER_NAME, Batcher, DataError, Vocab, corpus_text, encode_corpus,
+                  encode_pairs, make_examples, task_vocab)
 from model import GPT, GPTConfig
 
 
@@ -35,6 +36,7 @@ class Config:
     out_dir: str = "out/run"       # ckpt.pt is written here
     phase: str = "pretrain"        # "pretrain" (language modelling) or "finetune" (prefix -> target)
     init_from: str = "scratch"     # "scratch" or a checkpoint path (its weights, model shape and vocab)
+    resume: bool = False           # continue exactly from <out_dir>/ckpt.pt (model, optimizer, step, RNG)
     seed: int = 1337               # model init, batch order and pause positions
     device: str = "auto"           # auto picks cuda, then mps, then cpu
     # embedded data: a synthetic task from data.TASKS, generated from data_seed
@@ -79,7 +81,15 @@ class Config:
 
 
 class ConfigError(ValueError):
-    pass
+    """A bad setting: printed as one line, exit code 2."""
+
+
+class CheckpointError(ValueError):
+    """A missing, unreadable, unsafe or mismatched checkpoint: printed as one line, exit code 2."""
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (a non-finite loss): printed as one line, exit code 1."""
 
 
 def _read_config_file(path):
@@ -144,8 +154,8 @@ def check_config(cfg):
         raise ConfigError(f"vocab must be 'compact' or 'full', got {cfg.vocab!r}")
     if cfg.placement not in ("append", "prepend"):
         raise ConfigError(f"placement must be 'append' or 'prepend', got {cfg.placement!r}")
-    if not 0.0 <= cfg.pause_frac <= 1.0:
-        raise ConfigError(f"pause_frac must be in [0, 1], got {cfg.pause_frac}")
+    if not 0.0 <= cfg.pause_frac <= 0.9:
+        raise ConfigError(f"pause_frac must be in [0, 0.9], got {cfg.pause_frac}")
     if not 0 <= cfg.n_pause < 10_000:
         raise ConfigError(f"n_pause must be in [0, 10000), got {cfg.n_pause}")
     if cfg.max_iters < 0 or cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.eval_interval < 1:
@@ -158,6 +168,8 @@ def check_config(cfg):
 
 
 def save_checkpoint(path, model, optimizer, cfg, step, val_loss, vocab):
+    """Atomic: write a temporary file in the same folder, flush and fsync it, then rename it over
+    path. A crash at any moment leaves either the previous checkpoint or the new one, never half."""
     ckpt = {
         "model": model.state_dict(),  # the plain module, never a torch.compile wrapper
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -168,27 +180,70 @@ def save_checkpoint(path, model, optimizer, cfg, step, val_loss, vocab):
         "tokenizer": TOKENIZER_NAME,
         "pause_id": PAUSE_ID,  # GPT-2-space id; the model-space id follows from vocab_table
         "vocab_table": None if vocab.table is None else torch.from_numpy(vocab.table),
+        # data order and pause positions are functions of (seed, step), so torch's RNG (dropout) is the
+        # only generator state a resumed run needs
+        "rng": {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
     }
-    tmp = path + ".tmp"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)  # a crash mid-save never leaves a half-written ckpt.pt
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        torch.save(ckpt, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the rename itself durable
+    finally:
+        os.close(fd)
+
+
+def read_checkpoint(path, device="cpu"):
+    """torch.load with weights_only=True: tensors and plain Python values only, so a checkpoint that
+    carries pickled code is refused instead of run."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [line.strip() for line in str(e).splitlines() if "unsupported" in line.lower()]
+        lines = lines or ["unpickling failed"]
+        if "global" in lines[0].lower():  # it names a function or class to import: code, not data
+            raise CheckpointError(f"{path}: refusing to load, it holds more than tensors and plain values "
+                                  f"({lines[0][:160]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({lines[0][:160]})") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:200]})") from None
 
 
 def load_checkpoint(path, device="cpu"):
     """Rebuild (model, vocab, ckpt) exactly as saved; refuse a checkpoint made with another tokenizer."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=device, weights_only=True)  # plain tensors and types only
+    ckpt = read_checkpoint(path, device)
+    if not isinstance(ckpt, dict) or "model_args" not in ckpt:
+        raise CheckpointError(f"{path} is not a nanopause checkpoint")
     if ckpt.get("tokenizer") != TOKENIZER_NAME or ckpt.get("pause_id") != PAUSE_ID:
-        raise ValueError(f"{path} was made with tokenizer {ckpt.get('tokenizer')!r}, pause id "
-                         f"{ckpt.get('pause_id')}; this code uses {TOKENIZER_NAME!r}, pause id {PAUSE_ID}")
+        raise CheckpointError(f"{path} was made with tokenizer {ckpt.get('tokenizer')!r}, pause id "
+                              f"{ckpt.get('pause_id')}; this code uses {TOKENIZER_NAME!r}, pause id {PAUSE_ID}")
     table = ckpt["vocab_table"]
     vocab = Vocab(None if table is None else table.numpy())
     model = GPT(GPTConfig(**ckpt["model_args"]))
     if model.config.vocab_size != vocab.size:
-        raise ValueError(f"{path}: model vocab_size {model.config.vocab_size} != vocab size {vocab.size}")
+        raise CheckpointError(f"{path}: model vocab_size {model.config.vocab_size} != vocab size {vocab.size}")
     model.load_state_dict(ckpt["model"])
     return model.to(device), vocab, ckpt
+
+
+def check_writable(folder):
+    """Fail before any work if out_dir cannot be written (rather than after an hour of training)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write_test{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"cannot write to out_dir {folder!r}: {e.strerror or e}") from None
+
 
 # -----------------------------------------------------------------------------
 # the loop
@@ -267,11 +322,19 @@ def setup_distributed(cfg):
     return rank, world, device
 
 
+def check_finite(bad_step, ckpt_path):
+    step = int(bad_step.item())
+    if step >= 0:
+        raise TrainingError(f"step {step}: training loss is not finite; stopped, {ckpt_path} keeps the "
+                            "last good checkpoint")
+
+
 def train(cfg):
     """Train one phase; returns {"ckpt": path, "val_loss": float, "step": int, "seconds": float}.
     grad_accum counts micro-batches per optimizer step over all processes, so the same config gives
     the same effective batch (batch_size * grad_accum sequences) on 1 or N processes."""
     check_config(cfg)
+    check_writable(cfg.out_dir)
     rank, world, device = setup_distributed(cfg)
     master = rank == 0  # only rank 0 logs and writes checkpoints
     device_type = "cuda" if device.startswith("cuda") else device
@@ -282,7 +345,17 @@ def train(cfg):
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 
     train_set, val_set = phase_data(cfg)
-    if cfg.init_from == "scratch":
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    resumed = read_checkpoint(ckpt_path, device) if cfg.resume and os.path.exists(ckpt_path) else None
+    if resumed is not None:
+        ignore = {"resume", "progress"}
+        saved = {k: v for k, v in resumed["config"].items() if k not in ignore}
+        wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
+        if saved != wanted:
+            diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
+            raise ConfigError(f"--resume: {ckpt_path} was made with other settings ({', '.join(diff)})")
+        model, vocab, _ = load_checkpoint(ckpt_path, device)
+    elif cfg.init_from == "scratch":
         vocab = Vocab(None) if cfg.vocab == "full" else task_vocab(cfg.task)
         model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab.size, n_layer=cfg.n_layer,
                               n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
@@ -296,22 +369,32 @@ def train(cfg):
 
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
                                            (cfg.beta1, cfg.beta2), device_type)
+    start, val_loss = 0, float("nan")
+    if resumed is not None:
+        optimizer.load_state_dict(resumed["optimizer"])
+        torch.set_rng_state(resumed["rng"]["torch"].cpu())
+        if resumed["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resumed["rng"]["cuda"])
+        start, val_loss = resumed["step"], resumed["val_loss"]
     raw_model = model  # checkpoints hold this module's weights, never a compile/DDP wrapper's
     if cfg.compile and device_type == "cuda":
         model = torch.compile(model)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device_type == "cuda" else None)
     accum = cfg.grad_accum // world  # micro-batches per process
-    if master:
-        os.makedirs(cfg.out_dir, exist_ok=True)
-    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
-    val_loss, t_train, t0 = float("nan"), 0.0, time.time()
-    bar = tqdm(range(cfg.max_iters + 1), desc=f"{cfg.phase} {os.path.basename(cfg.out_dir)}",
-               disable=not (cfg.progress and master), dynamic_ncols=True, leave=False)
+    bad_step = torch.full((), -1, device=device)  # first step with a non-finite loss, kept on device
+    t_train, t0 = 0.0, time.time()
+    bar = tqdm(range(start, cfg.max_iters + 1), desc=f"{cfg.phase} {os.path.basename(cfg.out_dir)}",
+               disable=not (cfg.progress and master), dynamic_ncols=True, leave=False, initial=start,
+               total=cfg.max_iters + 1)
     for it in bar:
         last_step = it == cfg.max_iters
-        if it % cfg.eval_interval == 0 or last_step:
+        if (it % cfg.eval_interval == 0 or last_step) and not (resumed is not None and it == start):
+            check_finite(bad_step, ckpt_path)  # never save weights that saw a non-finite loss
             val_loss = estimate_loss(raw_model, val_batches, device, ctx)
+            if not math.isfinite(val_loss):
+                raise TrainingError(f"step {it}: validation loss is {val_loss}; stopped, {ckpt_path} keeps "
+                                    "the last good checkpoint")
             if master:
                 save_checkpoint(ckpt_path, raw_model, optimizer, cfg, it, val_loss, vocab)
         if last_step:
@@ -333,11 +416,13 @@ def train(cfg):
                 with ctx:
                     _, loss = model(x, y)
                 (loss / accum).backward()
+            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), it, bad_step)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if it % cfg.log_interval == 0 and master:  # .item() syncs with the GPU, so not every step
+            check_finite(bad_step, ckpt_path)
             dt = time.time() - t
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.1e}",
                             ms=f"{1000 * dt:.0f}", tok_s=f"{tokens / dt:,.0f}")
@@ -353,11 +438,13 @@ def train(cfg):
 def main(argv):
     try:
         cfg = parse_config(argv)
-        check_config(cfg)
-    except ConfigError as e:
+        out = train(cfg)
+    except (ConfigError, CheckpointError, DataError) as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 2
-    out = train(cfg)
+    except TrainingError as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        return 1
     print(f"step {out['step']}: val loss {out['val_loss']:.4f}, {out['seconds']:.0f}s -> {out['ckpt']}")
     return 0
 

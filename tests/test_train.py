@@ -99,7 +99,7 @@ def test_checkpoint_round_trip_identical_logits(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(ValueError, match="pause id"):
         load_checkpoint(path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(train.CheckpointError, match="not found"):
         load_checkpoint(str(tmp_path / "missing.pt"))
 
 
