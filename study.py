@@ -58,6 +58,13 @@ def run_one(scfg, task, n_layer, m, seed):
     return acc, out["val_loss"], out["seconds"]
 
 
+def majority(task, scfg):
+    """Exact match of always answering the most common training answer: the floor to beat."""
+    answers = [t for _, t in make_examples(task, scfg.n_train, "train", 0)]
+    top = max(set(answers), key=answers.count)
+    return float(np.mean([t == top for _, t in make_examples(task, scfg.n_test, "test", 0)]))
+
+
 def main(argv):
     try:
         scfg = parse_config(argv, StudyConfig)
@@ -71,7 +78,8 @@ def main(argv):
                 runs = [run_one(scfg, task, n_layer, m, 1337 + s) for s in range(scfg.seeds)]
                 accs = np.array([r[0] for r in runs])
                 lo, hi = interval95(accs)
-                cells.append({"task": task, "n_layer": n_layer, "M": m, "accuracy": float(accs.mean()),
+                cells.append({"task": task, "n_layer": n_layer, "M": m, "majority": majority(task, scfg),
+                              "accuracy": float(accs.mean()),
                               "std": float(accs.std(ddof=1)) if len(accs) > 1 else None, "ci95": [lo, hi],
                               "per_seed": accs.tolist(), "val_loss": [r[1] for r in runs],
                               "seconds": [r[2] for r in runs]})
@@ -88,12 +96,13 @@ def main(argv):
              f"exact match on {scfg.n_test} test prompts (hash-disjoint from training) at M_inf = M. "
              "Training covers " + ", ".join(f"{t}: {'n/a (space > 1e9)' if c is None else f'{100 * c:.2f}%'}"
                                             for t, c in cover.items()) + " of the train part of the prompt space.",
-             "", "| task | layers | M | accuracy (%) mean ± std | 95% interval | per seed |", "|---|---|---|---|---|---|"]
+             "", "| task | layers | M | accuracy (%) mean ± std | 95% interval | per seed | majority answer (%) |",
+             "|---|---|---|---|---|---|---|"]
     for c in cells:
         std = "" if c["std"] is None else f" ± {100 * c['std']:.1f}"
         lines.append(f"| {c['task']} | {c['n_layer']} | {c['M']} | {100 * c['accuracy']:.1f}{std} | "
                      f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}] | "
-                     f"{', '.join(f'{100 * a:.1f}' for a in c['per_seed'])} |")
+                     f"{', '.join(f'{100 * a:.1f}' for a in c['per_seed'])} | {100 * c['majority']:.1f} |")
     os.makedirs(os.path.dirname(scfg.out) or ".", exist_ok=True)
     with open(scfg.out + ".json", "w") as f:
         json.dump(result, f, indent=2)
