@@ -71,7 +71,7 @@ def main(argv):
     except ConfigError as e:
         print(f"study.py: {e}", file=sys.stderr)
         return 2
-    t0, cells = time.time(), []
+    t0, cells, code = time.time(), [], commit()  # stamp the code as it is when the run starts
     for task in scfg.tasks.split(","):
         for n_layer in ints(scfg.layers):
             for m in ints(scfg.pauses):
@@ -86,7 +86,7 @@ def main(argv):
                 print(f"{task} L{n_layer} M{m}: {100 * accs.mean():.1f}% {[round(100 * float(a), 1) for a in accs]}",
                       flush=True)
     cover = {t: (None if SPACE.get(t) is None else scfg.n_train / (0.8 * SPACE[t])) for t in scfg.tasks.split(",")}
-    result = {"command": " ".join(["python"] + sys.argv), "commit": commit(), "machine": machine(),
+    result = {"command": " ".join(["python"] + sys.argv), "commit": code, "machine": machine(),
               "seconds": time.time() - t0, "config": dataclasses.asdict(scfg),
               "seeds": [1337 + s for s in range(scfg.seeds)], "train_coverage": cover, "cells": cells}
     lines = [f"`{result['command']}` at commit {result['commit']} on {result['machine']['cpu']} "

@@ -45,7 +45,7 @@ class Config:
     n_pretrain: int = 50000        # task instances written out as the pretraining corpus
     n_train: int = 20000           # finetuning pairs
     n_val: int = 1000              # validation pairs (val loss; the pretraining val corpus too)
-    n_test: int = 1000             # test pairs (eval.py only)
+    n_test: int = 2000             # test pairs (eval.py only)
     vocab: str = "compact"         # "compact": only the ids the task's text can use; "full": GPT-2's 50304
     data_dir: str = ""             # pretrain on <data_dir>/train.bin, val.bin (uint16 GPT-2 ids) instead
     # pauses
