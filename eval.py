@@ -48,7 +48,7 @@ class EvalConfig:
     pretrain_config: str = "configs/pretrain.py"  # phase settings (relative paths: cwd, then the repo)
     finetune_config: str = "configs/finetune.py"
     seed: int = 1337
-    seeds: int = 3               # model seeds seed, seed+1, ...; mean ± std over them (3 fit 15 min)
+    seeds: int = 2               # model seeds seed, seed+1, ...; mean ± std over them (2 fit 15 min)
     n_pause: int = 8             # M_ft of the PauseFT variants
     pause_frac: float = 0.1      # pauses per token in PausePT (the paper's 10%)
     variants: str = "all"        # "all" or a comma-separated subset of the four names
@@ -146,14 +146,15 @@ T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.045, 2.042]
 
 
-def interval95(x):
-    """95% confidence interval of the mean of x (t-interval over seeds); a point for one value."""
+def interval95(x, lo=-1.0, hi=1.0):
+    """95% confidence interval of the mean of x (t-interval over seeds), clipped to [lo, hi] (an
+    accuracy or a difference of accuracies cannot leave it); a point for one value."""
     x = np.asarray(x, dtype=float)
     if len(x) < 2:
         return float(x.mean()), float(x.mean())
     t = T975[len(x) - 2] if len(x) - 1 <= len(T975) else 1.96
     half = t * x.std(ddof=1) / np.sqrt(len(x))
-    return float(x.mean() - half), float(x.mean() + half)
+    return float(max(lo, x.mean() - half)), float(min(hi, x.mean() + half))
 
 
 def summarize(per_seed, ecfg, lengths):
@@ -169,7 +170,7 @@ def summarize(per_seed, ecfg, lengths):
         row = {"variant": name, "M_ft": ecfg.n_pause if VARIANTS[name][1] else 0, "M_inf": m_inf,
                "filler": filler, "placement": ecfg.placement if VARIANTS[name][1] else "append",
                "accuracy": float(accs.mean()), "std": float(accs.std(ddof=1)) if len(accs) > 1 else None,
-               "ci95": interval95(accs), "per_seed": accs.tolist(), "delta": None, "delta_ci95": None,
+               "ci95": interval95(accs, 0.0, 1.0), "per_seed": accs.tolist(), "delta": None, "delta_ci95": None,
                "positions": prompt_len + m_inf + answer_len,
                "flops_ratio": (prompt_len + m_inf + answer_len) / (prompt_len + answer_len)}
         if base is not None:

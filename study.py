@@ -77,7 +77,7 @@ def main(argv):
             for m in ints(scfg.pauses):
                 runs = [run_one(scfg, task, n_layer, m, 1337 + s) for s in range(scfg.seeds)]
                 accs = np.array([r[0] for r in runs])
-                lo, hi = interval95(accs)
+                lo, hi = interval95(accs, 0.0, 1.0)
                 cells.append({"task": task, "n_layer": n_layer, "M": m, "majority": majority(task, scfg),
                               "accuracy": float(accs.mean()),
                               "std": float(accs.std(ddof=1)) if len(accs) > 1 else None, "ci95": [lo, hi],

@@ -71,8 +71,9 @@ def test_prepend_trains_and_scores_separately(tiny_configs, capsys):
 
 
 def test_interval95_and_paired_delta():
-    lo, hi = ev.interval95([1.0, 2.0, 3.0])  # mean 2, std 1, t(2 dof) = 4.303
+    lo, hi = ev.interval95([1.0, 2.0, 3.0], -10, 10)  # mean 2, std 1, t(2 dof) = 4.303
     assert (lo, hi) == pytest.approx((2 - 4.303 / 3 ** 0.5, 2 + 4.303 / 3 ** 0.5))
+    assert ev.interval95([0.1, 0.9], 0.0, 1.0) == (0.0, 1.0)  # an accuracy's interval stays in [0, 1]
     assert ev.interval95([0.5]) == (0.5, 0.5)
     per_seed = [{("StdPT_StdFT", 0, "pause"): 0.5, ("PausePT_PauseFT", 8, "pause"): 0.6},
                 {("StdPT_StdFT", 0, "pause"): 0.7, ("PausePT_PauseFT", 8, "pause"): 0.8}]
