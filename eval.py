@@ -189,7 +189,7 @@ def table_markdown(rows):
         delta = "" if r["delta"] is None else f"{100 * r['delta']:+.1f}"
         if r["delta_ci95"] is not None and r["std"] is not None:
             delta += f" [{100 * r['delta_ci95'][0]:+.1f}, {100 * r['delta_ci95'][1]:+.1f}]"
-        label = r["variant"] + (" (prepend)" if r["placement"] == "prepend" and r["M_inf"] else "")
+        label = r["variant"] + (" (prepend)" if r["placement"] == "prepend" else "")
         m_inf = f"{r['M_inf']}" + (" dots" if r["filler"] == "dot" else "")
         lines.append(f"| {label} | {r['M_ft']} | {m_inf} | {acc} | {ci} | {delta} | {r['positions']:.1f} "
                      f"| {r['flops_ratio']:.2f}x |")
