@@ -26,7 +26,7 @@ import torch
 from data import insert_pauses
 from eval import machine
 from model import GPT, GPTConfig
-from train import ConfigError, parse_config, pick_device
+from train import parse_config, pick_device, run_cli
 
 
 @dataclass
@@ -93,11 +93,10 @@ def bench_train(cfg, device, compile_model):
 
 
 def main(argv):
-    try:
-        cfg = parse_config(argv, BenchConfig)
-    except ConfigError as e:
-        print(f"bench.py: {e}", file=sys.stderr)
-        return 2
+    return run_cli("bench.py", lambda: bench(parse_config(argv, BenchConfig)))
+
+
+def bench(cfg):
     device = pick_device(cfg.device)
     cuda = device.startswith("cuda")
     out = {"config": asdict(cfg), "device": device, "machine": machine()}
@@ -148,7 +147,6 @@ def main(argv):
     out["pause_insert_tok_s"] = windows.size / s
     print(f"pause insertion: {out['pause_insert_tok_s'] / 1e6:,.1f}M tokens/s on {windows.shape} windows")
     print(json.dumps(out))
-    return 0
 
 
 if __name__ == "__main__":

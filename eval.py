@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data import DataError, get_encoding, make_examples
+from data import get_encoding, make_examples
 from model import answer
-from train import (CheckpointError, ConfigError, TrainingError, check_config, load_checkpoint, parse_config,
-                   pick_device, read_checkpoint, train)
+from train import (ConfigError, check_config, load_checkpoint, parse_config, pick_device, read_checkpoint,
+                   run_cli, train)
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -300,20 +300,14 @@ def score_one(ecfg):
 
 
 def main(argv):
-    try:
+    def body():
         ecfg = parse_config(argv, EvalConfig)
         if ecfg.seeds < 1 or ecfg.n_pause < 0 or not 0 <= ecfg.pause_frac <= 1:
             raise ConfigError("seeds must be >= 1, n_pause >= 0, pause_frac in [0, 1]")
         if ecfg.placement not in ("append", "prepend"):
             raise ConfigError(f"placement must be 'append' or 'prepend', got {ecfg.placement!r}")
         score_one(ecfg) if ecfg.ckpt else compare(ecfg)
-    except (ConfigError, CheckpointError, DataError) as e:
-        print(f"eval.py: {e}", file=sys.stderr)
-        return 2
-    except TrainingError as e:
-        print(f"eval.py: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_cli("eval.py", body)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 
 from data import SPACE, make_examples
 from eval import accuracy, commit, interval95, machine
-from train import Config, ConfigError, load_checkpoint, parse_config, train
+from train import Config, load_checkpoint, parse_config, run_cli, train
 
 
 @dataclass
@@ -66,11 +66,10 @@ def majority(task, scfg):
 
 
 def main(argv):
-    try:
-        scfg = parse_config(argv, StudyConfig)
-    except ConfigError as e:
-        print(f"study.py: {e}", file=sys.stderr)
-        return 2
+    return run_cli("study.py", lambda: study(parse_config(argv, StudyConfig)))
+
+
+def study(scfg):
     t0, cells, code = time.time(), [], commit()  # stamp the code as it is when the run starts
     for task in scfg.tasks.split(","):
         for n_layer in ints(scfg.layers):
@@ -109,7 +108,6 @@ def main(argv):
     with open(scfg.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

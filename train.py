@@ -435,18 +435,25 @@ def train(cfg):
             "seconds": time.time() - t0, "train_seconds": t_train}
 
 
-def main(argv):
+def run_cli(name, body):
+    """Run body() for a script: a user error (bad setting, data or checkpoint) is one line on stderr
+    and exit code 2; a run that had to stop (non-finite loss) is one line and exit code 1."""
     try:
-        cfg = parse_config(argv)
-        out = train(cfg)
+        body()
     except (ConfigError, CheckpointError, DataError) as e:
-        print(f"train.py: {e}", file=sys.stderr)
+        print(f"{name}: {e}", file=sys.stderr)
         return 2
     except TrainingError as e:
-        print(f"train.py: {e}", file=sys.stderr)
+        print(f"{name}: {e}", file=sys.stderr)
         return 1
-    print(f"step {out['step']}: val loss {out['val_loss']:.4f}, {out['seconds']:.0f}s -> {out['ckpt']}")
     return 0
+
+
+def main(argv):
+    def body():
+        out = train(parse_config(argv))
+        print(f"step {out['step']}: val loss {out['val_loss']:.4f}, {out['seconds']:.0f}s -> {out['ckpt']}")
+    return run_cli("train.py", body)
 
 
 if __name__ == "__main__":
