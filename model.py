@@ -12,6 +12,7 @@ How it differs from GPT-2:
 - With targets, the output head runs only at positions that have a target (not -1): same loss, and a
   finetuning batch (mostly prefix, pauses and padding) skips most of the 50k-wide head.
 - Optional biases (bias=False drops them from Linear and LayerNorm); GPT-2 has them (bias=True).
+- GELU is exact by default; GPT-2's tanh approximation is used for GPT-2's own weights (from_pretrained).
 - generate() never emits the ids it is told to ban (the pause id), and answer() appends M pauses to a
   prompt, ignores the model's outputs at the pause positions and decodes only after the last pause.
 
@@ -64,9 +65,10 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
+        self.gelu_approx = config.gelu_approx
 
     def forward(self, x):
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=self.gelu_approx)))
 
 
 class Block(nn.Module):
@@ -92,6 +94,7 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True        # biases in Linear and LayerNorm, as in GPT-2
+    gelu_approx: str = "none"  # "tanh" is GPT-2's own GELU (from_pretrained sets it); "none" is exact
 
 
 class GPT(nn.Module):
@@ -152,6 +155,46 @@ class GPT(nn.Module):
         logits = self.lm_head(x[keep])  # (N, V)
         loss = F.cross_entropy(logits.float(), targets[keep])
         return logits, loss
+
+    @classmethod
+    def from_pretrained(cls, path, vocab_size=50304):
+        """GPT-2 weights in the Hugging Face layout: a local folder with config.json and
+        pytorch_model.bin, or (with the optional transformers package and a network) a hub name such as
+        "gpt2". The vocab grows from GPT-2's 50257 to vocab_size: the new rows, <|pause|> = 50257 and the
+        padding, start as the mean of GPT-2's token embeddings, so a pause begins as an "average
+        token" rather than noise (the padding rows are never targets)."""
+        import json
+        import os
+        if os.path.isdir(path):
+            with open(os.path.join(path, "config.json")) as f:
+                hf = json.load(f)
+            sd = torch.load(os.path.join(path, "pytorch_model.bin"), map_location="cpu", weights_only=True)
+        else:
+            try:
+                from transformers import GPT2LMHeadModel
+            except ImportError:
+                raise FileNotFoundError(f"{path!r} is not a folder, and the optional transformers package "
+                                        "that would download it is not installed") from None
+            hub = GPT2LMHeadModel.from_pretrained(path)
+            hf, sd = hub.config.to_dict(), hub.state_dict()
+        model = cls(GPTConfig(block_size=hf["n_positions"], vocab_size=vocab_size, n_layer=hf["n_layer"],
+                              n_head=hf["n_head"], n_embd=hf["n_embd"], bias=True, gelu_approx="tanh"))
+        ours = model.state_dict()  # tensors that share storage with the parameters
+        conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+        with torch.no_grad():
+            for key, value in sd.items():
+                key = key.removeprefix("transformer.")
+                if key.endswith((".attn.bias", ".attn.masked_bias")) or key == "lm_head.weight":
+                    continue  # causal-mask buffers, and the head is tied to wte
+                name = "transformer." + key
+                if key == "wte.weight":
+                    ours[name][: value.size(0)] = value
+                    ours[name][value.size(0):] = value.mean(0)
+                elif key.endswith(conv1d):
+                    ours[name].copy_(value.t())  # HF's Conv1D stores (in, out); nn.Linear wants (out, in)
+                else:
+                    ours[name].copy_(value)
+        return model
 
     def head_for_decoding(self):
         """Decoding one token is memory-bound on the output head (all V x C weights are read for each
