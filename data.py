@@ -9,15 +9,18 @@ The pause rules live here, each in one function (and each has a test in tests/te
 
 Try it:
   python data.py            # prints a pretraining and a finetuning batch, ignored targets shown as ·
+  python data.py prepare --input=my_texts/ --out=data/mine   # text -> train.bin/val.bin for --data_dir
 """
 import hashlib
 import importlib.util
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import tiktoken
+from tqdm import tqdm
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 from tiktoken_ext.openai_public import r50k_pat_str
 
@@ -366,7 +369,52 @@ class Batcher:
         return lm_targets(seqs, self.vocab.pause_id)
 
 
-if __name__ == "__main__":
+# -----------------------------------------------------------------------------
+# Real text: token files for memmap pretraining (train.py --data_dir=...)
+
+
+@dataclass
+class PrepareConfig:
+    input: str = ""          # a text file, or a folder whose .txt files (recursively, sorted) are used
+    out: str = "data/local"  # writes <out>/train.bin and <out>/val.bin
+    val_frac: float = 0.005  # the last this fraction of the tokens is the validation split
+    progress: bool = True
+
+
+def prepare(cfg):
+    """Tokenize local text into uint16 GPT-2 ids, nanoGPT's format: each file is one document followed
+    by <|endoftext|>; the first 1 - val_frac of the stream is train.bin, the rest val.bin. Pauses are
+    inserted at batch time, so one prepared corpus serves StdPT and PausePT. Streams through a
+    temporary file, so corpora larger than memory work. Returns (train tokens, val tokens)."""
+    if os.path.isfile(cfg.input):
+        paths = [cfg.input]
+    elif os.path.isdir(cfg.input):
+        paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(cfg.input) for f in fs if f.endswith(".txt"))
+    else:
+        raise DataError(f"input not found: {cfg.input!r}")
+    if not paths:
+        raise DataError(f"no .txt files under {cfg.input!r}")
+    if not 0 < cfg.val_frac < 1:
+        raise DataError(f"val_frac must be in (0, 1), got {cfg.val_frac}")
+    os.makedirs(cfg.out, exist_ok=True)
+    enc, tmp, n = get_encoding(), os.path.join(cfg.out, "all.bin.tmp"), 0
+    with open(tmp, "wb") as f:
+        for path in tqdm(paths, desc="tokenizing", unit="file", disable=not cfg.progress):
+            with open(path, encoding="utf-8", errors="replace") as src:
+                ids = np.array(enc.encode_ordinary(src.read()) + [EOT_ID], dtype=np.uint16)
+            f.write(ids.tobytes())
+            n += len(ids)
+    n_val = max(1, int(n * cfg.val_frac))
+    stream = np.memmap(tmp, dtype=np.uint16, mode="r")
+    for name, part in (("train", stream[: n - n_val]), ("val", stream[n - n_val:])):
+        part.tofile(os.path.join(cfg.out, f"{name}.bin.tmp"))
+        os.replace(os.path.join(cfg.out, f"{name}.bin.tmp"), os.path.join(cfg.out, f"{name}.bin"))
+    del stream
+    os.remove(tmp)
+    return n - n_val, n_val
+
+
+def show_examples():
     pairs = make_examples("keysum", 200, "train", seed=0)
     vocab = task_vocab("keysum")
     rng = np.random.default_rng(0)
@@ -375,3 +423,23 @@ if __name__ == "__main__":
                         pause_frac=0.1).get(2, rng), vocab)
     print("finetuning, n_pause=4 (loss on the target and the end token only):")
     show_batch(*Batcher(vocab, examples=encode_pairs(pairs, vocab), n_pause=4).get(2, rng), vocab)
+
+
+def main(argv):
+    if argv[:1] != ["prepare"]:
+        show_examples()
+        return 0
+    # run as a script this file is __main__; use it as the module "data" that train.py imports, so
+    # that run_cli catches the same DataError class (train imports data, so import it late)
+    import data
+    from train import parse_config, run_cli
+
+    def body():
+        cfg = parse_config(argv[1:], data.PrepareConfig)
+        n_train, n_val = data.prepare(cfg)
+        print(f"{cfg.out}: train.bin {n_train:,} tokens, val.bin {n_val:,} tokens")
+    return run_cli("data.py prepare", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

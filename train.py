@@ -35,7 +35,7 @@ class Config:
     # run
     out_dir: str = "out/run"       # ckpt.pt is written here
     phase: str = "pretrain"        # "pretrain" (language modelling) or "finetune" (prefix -> target)
-    init_from: str = "scratch"     # "scratch" or a checkpoint path (its weights, model shape and vocab)
+    init_from: str = "scratch"     # "scratch", a checkpoint path, or "gpt2:<HF folder or hub name>"
     resume: bool = False           # continue exactly from <out_dir>/ckpt.pt (model, optimizer, step, RNG)
     seed: int = 1337               # model init, batch order and pause positions
     device: str = "auto"           # auto picks cuda, then mps, then cpu
@@ -355,6 +355,13 @@ def train(cfg):
             diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
             raise ConfigError(f"--resume: {ckpt_path} was made with other settings ({', '.join(diff)})")
         model, vocab, _ = load_checkpoint(ckpt_path, device)
+    elif cfg.init_from.startswith("gpt2:"):  # GPT-2's weights (Hugging Face layout) + a pause row
+        if cfg.vocab != "full":
+            raise ConfigError("init_from='gpt2:...' needs vocab='full'")
+        try:
+            model, vocab = GPT.from_pretrained(cfg.init_from[len("gpt2:"):]).to(device), Vocab(None)
+        except OSError as e:
+            raise CheckpointError(f"cannot load GPT-2 weights from {cfg.init_from!r}: {e}") from None
     elif cfg.init_from == "scratch":
         vocab = Vocab(None) if cfg.vocab == "full" else task_vocab(cfg.task)
         model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab.size, n_layer=cfg.n_layer,

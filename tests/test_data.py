@@ -181,3 +181,32 @@ def test_task_alphabet_covers_every_split(task):
 def test_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
         make_examples("nope", 1, "train", 0)
+
+
+# --- real text -> token files ----------------------------------------------------------------------
+
+def test_prepare_local_text_round_trip_and_train(tmp_path):
+    import dataclasses
+
+    import train
+    docs = {"b.txt": "second file, with <|pause|> as plain text\n", "a.txt": "Hello world. " * 200,
+            "sub/c.txt": "naïve café 猫\n" * 50, "skip.md": "not a .txt file"}
+    for name, text in docs.items():
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).write_text(text)
+    cfg = data.PrepareConfig(input=str(tmp_path / "in"), out=str(tmp_path / "bins"), val_frac=0.1, progress=False)
+    n_train, n_val = data.prepare(cfg)
+    tr = np.fromfile(tmp_path / "bins" / "train.bin", dtype=np.uint16)
+    va = np.fromfile(tmp_path / "bins" / "val.bin", dtype=np.uint16)
+    assert (len(tr), len(va)) == (n_train, n_val) and n_val == int((n_train + n_val) * 0.1)
+    stream = np.concatenate([tr, va]).astype(np.int64)
+    expected = "".join(docs[k] + "<|endoftext|>" for k in ("a.txt", "b.txt", "sub/c.txt"))  # sorted paths
+    assert get_encoding().decode(stream.tolist()) == expected
+    assert (stream == EOT_ID).sum() == 3 and (stream == PAUSE_ID).sum() == 0
+    # the prepared folder pretrains, with pauses inserted at batch time
+    args = ["--vocab=full", f"--data_dir={tmp_path}/bins", f"--out_dir={tmp_path}/o", "--n_layer=1", "--n_head=1",
+            "--n_embd=8", "--block_size=16", "--batch_size=2", "--eval_iters=1", "--progress=False"]
+    out = train.train(dataclasses.replace(train.parse_config(args), max_iters=2, pause_frac=0.1))
+    assert out["step"] == 2
+    with pytest.raises(data.DataError, match="no .txt files"):
+        data.prepare(dataclasses.replace(cfg, input=str(tmp_path / "bins")))

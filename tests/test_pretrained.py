@@ -80,3 +80,16 @@ def test_from_pretrained_without_prefix_and_missing_folder(tmp_path):
         import pytest
         with pytest.raises(FileNotFoundError, match="not a folder"):
             GPT.from_pretrained(str(tmp_path / "no_such_folder"))
+
+
+def test_finetune_from_gpt2_weights(tmp_path):
+    import train
+    torch.save(hf_state_dict(3), tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps({"n_layer": L, "n_head": H, "n_embd": C, "n_positions": T}))
+    args = [f"--init_from=gpt2:{tmp_path}", "--vocab=full", "--phase=finetune", "--n_pause=4", "--n_train=100",
+            "--n_val=20", "--batch_size=4", "--eval_iters=1", "--max_iters=3", "--progress=False",
+            f"--out_dir={tmp_path}/ft"]
+    out = train.train(train.parse_config(args))
+    model, vocab, ckpt = train.load_checkpoint(out["ckpt"])
+    assert vocab.table is None and model.config.gelu_approx == "tanh" and ckpt["config"]["n_pause"] == 4
+    assert train.main([f"--init_from=gpt2:{tmp_path}/nowhere", "--vocab=full", f"--out_dir={tmp_path}/x"]) == 2
