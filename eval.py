@@ -26,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+import downstream
 from data import get_encoding, make_examples
 from model import answer
-from train import (ConfigError, check_config, load_checkpoint, parse_config, pick_device, read_checkpoint,
-                   run_cli, train)
+from train import (ConfigError, check_config, fit_prefix, load_checkpoint, parse_config, pick_device,
+                   read_checkpoint, run_cli, train)
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,6 +59,7 @@ class EvalConfig:
     plot: bool = True            # write accuracy_vs_minf.png when matplotlib is installed
     ckpt: str = ""               # score this one checkpoint instead of running the comparison
     n_inf: int = -1              # with ckpt: M_inf (-1: the checkpoint's own n_pause)
+    test_file: str = ""          # with ckpt of a downstream task: the file to score (else its test_file)
     progress: bool = True
 
 
@@ -293,10 +295,28 @@ def score_one(ecfg):
     model.eval()
     cfg = ckpt["config"]
     m_inf = cfg["n_pause"] if ecfg.n_inf < 0 else ecfg.n_inf
+    if cfg["task"] in downstream.LOADERS:
+        return score_downstream(model, vocab, cfg, m_inf, ecfg)
     pairs = make_examples(cfg["task"], cfg["n_test"], "test", cfg["data_seed"])
     acc = accuracy(model, vocab, pairs, m_inf, ecfg.progress)
     print(f"{ecfg.ckpt}: M_inf={m_inf}, exact match {100 * acc:.1f}% on {len(pairs)} test examples")
     return acc
+
+
+def score_downstream(model, vocab, cfg, m_inf, ecfg):
+    """A real task: greedy answers after m_inf pauses, scored with the task's own metric."""
+    path = ecfg.test_file or cfg["test_file"]
+    if not os.path.isfile(path):
+        raise ConfigError(f"test_file not found: {path!r}")
+    examples = downstream.load(cfg["task"], path)
+    n_new = cfg["max_answer_tokens"]
+    room = model.config.block_size - m_inf - n_new + 1
+    prompts = [fit_prefix(p, room) for p in vocab.encode_batch([e["prefix"] for e in examples])]
+    outs = answer(model, prompts, m_inf, vocab.pause_id, vocab.eot_id, n_new, progress=ecfg.progress)
+    result = downstream.score(cfg["task"], [vocab.decode(o) for o in outs], examples)
+    print(f"{ecfg.ckpt}: {cfg['task']}, M_inf={m_inf}, {downstream.METRICS[cfg['task']].__name__} "
+          f"{100 * result:.1f}% on {len(examples)} examples of {path}")
+    return result
 
 
 def main(argv):

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from data import (PAUSE_ID, TOKENIZER_NAME, Batcher, DataError, Vocab, corpus_text, encode_corpus,
                   encode_pairs, make_examples, task_vocab)
+import downstream
 from model import GPT, GPTConfig
 
 
@@ -40,7 +41,10 @@ class Config:
     seed: int = 1337               # model init, batch order and pause positions
     device: str = "auto"           # auto picks cuda, then mps, then cpu
     # embedded data: a synthetic task from data.TASKS, generated from data_seed
-    task: str = "keysum"
+    task: str = "keysum"           # a synthetic task (data.TASKS) or a downstream one (downstream.LOADERS)
+    train_file: str = ""           # downstream finetuning: the source's train file (its last n_val are val)
+    test_file: str = ""            # downstream: the file eval.py --ckpt scores on
+    max_answer_tokens: int = 16    # downstream: tokens generated per answer at evaluation
     data_seed: int = 0             # the same data for every model seed
     n_pretrain: int = 50000        # task instances written out as the pretraining corpus
     n_train: int = 20000           # finetuning pairs
@@ -160,6 +164,11 @@ def check_config(cfg):
         raise ConfigError(f"n_pause must be in [0, 10000), got {cfg.n_pause}")
     if cfg.max_iters < 0 or cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.eval_interval < 1:
         raise ConfigError("max_iters must be >= 0; batch_size, grad_accum, eval_interval >= 1")
+    if cfg.task in downstream.LOADERS:
+        if cfg.phase != "finetune" or cfg.vocab != "full":
+            raise ConfigError(f"task {cfg.task!r} (real text) needs phase='finetune' and vocab='full'")
+        if not os.path.isfile(cfg.train_file):
+            raise ConfigError(f"train_file not found: {cfg.train_file!r}")
     if cfg.data_dir and (cfg.phase != "pretrain" or cfg.vocab != "full"):
         raise ConfigError("data_dir (token files of GPT-2 ids) needs phase='pretrain' and vocab='full'")
 
@@ -279,6 +288,11 @@ def phase_data(cfg):
             if not os.path.exists(p):
                 raise ConfigError(f"token file not found: {p}")
         return paths
+    if cfg.task in downstream.LOADERS:  # the source's train file; its last n_val examples validate
+        pairs = [(e["prefix"], e["target"]) for e in downstream.load(cfg.task, cfg.train_file)]
+        if len(pairs) <= cfg.n_val:
+            raise DataError(f"{cfg.train_file} has {len(pairs)} examples, not more than n_val={cfg.n_val}")
+        return pairs[:-cfg.n_val], pairs[-cfg.n_val:]
     if cfg.phase == "pretrain":
         return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "train", cfg.data_seed + 1)),
                 corpus_text(make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed)))
@@ -290,8 +304,17 @@ def make_batcher(cfg, data, vocab, block_size):
     if cfg.phase == "pretrain":
         tokens = data if cfg.data_dir else encode_corpus(data, vocab)
         return Batcher(vocab, tokens=tokens, block_size=block_size, pause_frac=cfg.pause_frac)
-    return Batcher(vocab, examples=encode_pairs(data, vocab), block_size=block_size, n_pause=cfg.n_pause,
-                   placement=cfg.placement)
+    pairs = encode_pairs(data, vocab)
+    if cfg.task in downstream.LOADERS:  # real text: keep the end of a long prefix (a context, say)
+        pairs = [(fit_prefix(p, block_size - cfg.n_pause - len(t)), t) for p, t in pairs]
+    return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=cfg.n_pause, placement=cfg.placement)
+
+
+def fit_prefix(prefix, room):
+    """The last `room` tokens of a prefix: what fits before the pauses and the answer."""
+    if room < 1:
+        raise DataError("no room for a prefix: block_size is too small for the pauses and the answer")
+    return prefix[-room:]
 
 
 @torch.no_grad()

@@ -2,6 +2,7 @@
 import json
 import math
 
+import pytest
 import torch
 
 from data import PAUSE_ID
@@ -93,3 +94,52 @@ def test_finetune_from_gpt2_weights(tmp_path):
     model, vocab, ckpt = train.load_checkpoint(out["ckpt"])
     assert vocab.table is None and model.config.gelu_approx == "tanh" and ckpt["config"]["n_pause"] == 4
     assert train.main([f"--init_from=gpt2:{tmp_path}/nowhere", "--vocab=full", f"--out_dir={tmp_path}/x"]) == 2
+
+
+@pytest.mark.parametrize("task", ["gsm8k", "squad"])
+def test_gpt2_pause_finetune_and_score_on_a_real_task_format(task, tmp_path, capsys):
+    import eval as ev
+    import train
+    torch.save(hf_state_dict(4), tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps({"n_layer": L, "n_head": H, "n_embd": C, "n_positions": T}))
+    if task == "gsm8k":
+        rows = [{"question": f"What is {i} plus {i}?", "answer": f"{i}+{i}={2 * i}\n#### {2 * i}"} for i in range(30)]
+        data_file = tmp_path / "gsm8k.jsonl"
+        data_file.write_text("\n".join(json.dumps(r) for r in rows))
+    else:  # contexts far longer than block_size (32): the prefix is cut from the left to fit
+        qas = [{"id": str(i), "question": f"Which number is {i}?", "answers": [{"text": str(i), "answer_start": 0}]}
+               for i in range(30)]
+        data_file = tmp_path / "squad.json"
+        data_file.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [
+            {"context": "A long context about numbers. " * 40, "qas": qas}]}]}))
+    args = [f"--init_from=gpt2:{tmp_path}", "--vocab=full", "--phase=finetune", f"--task={task}",
+            f"--train_file={data_file}", f"--test_file={data_file}", "--n_val=5", "--n_pause=3", "--batch_size=4",
+            "--eval_iters=1", "--max_iters=3", "--max_answer_tokens=4", "--progress=False", f"--out_dir={tmp_path}/ft"]
+    assert train.main(args) == 0
+    assert ev.main([f"--ckpt={tmp_path}/ft/ckpt.pt", "--progress=False"]) == 0
+    out = capsys.readouterr().out
+    assert f"{task}, M_inf=3" in out and "on 30 examples" in out
+    with pytest.raises(train.ConfigError, match="train_file not found"):
+        train.check_config(train.parse_config(args[:3] + [f"--task={task}", "--train_file=/nope"]))
+
+
+@pytest.mark.parametrize("config", ["gpt2_pauseft_gsm8k.py", "gpt2_pauseft_squad.py"])
+def test_gpu_finetune_configs_run_shrunk_on_cpu(config, tmp_path):
+    import os
+
+    import train
+    torch.save(hf_state_dict(5), tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps({"n_layer": L, "n_head": H, "n_embd": C, "n_positions": T}))
+    cfg_file = os.path.join(os.path.dirname(train.__file__), "configs", config)
+    base = train.parse_config([cfg_file])
+    if base.task == "gsm8k":
+        rows = [{"question": f"{i}?", "answer": f"#### {i}"} for i in range(20)]
+        (tmp_path / "d").write_text("\n".join(json.dumps(r) for r in rows))
+    else:
+        (tmp_path / "d").write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "c " * 50, "qas": [
+            {"id": str(i), "question": f"{i}?", "answers": [{"text": str(i), "answer_start": 0}]} for i in range(20)]}]}]}))
+    n_pause = base.n_pause
+    args = [cfg_file, f"--init_from=gpt2:{tmp_path}", f"--train_file={tmp_path}/d", "--n_val=4", "--batch_size=2",
+            "--grad_accum=1", "--max_iters=2", "--eval_iters=1", "--n_pause=8", "--progress=False",
+            f"--out_dir={tmp_path}/o"]
+    assert n_pause in (10, 50) and train.main(args) == 0  # the paper's M_ft; 8 fits the tiny block of 32
