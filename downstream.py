@@ -7,7 +7,8 @@ reference a prediction is scored against.
 
   python -c "import downstream as d; ex = d.load('gsm8k', 'test.jsonl'); print(ex[0])"
 
-Metrics (exact match after normalisation, F1 for CoQA-style answers, GSM8k's final number):
+Metrics (exact match after normalisation, F1 for CoQA, GSM8k's final number; HellaSwag and PIQA are
+scored by ranking their choices by likelihood, in eval.py):
   exact_match(prediction, answers)   SQuAD's normalisation: lower case, no punctuation, no a/an/the
   f1(prediction, answers)            token-overlap F1 after the same normalisation, best over answers
   gsm8k_number(text)                 the number after '####', else the last number; commas dropped
@@ -106,8 +107,64 @@ def lambada(path):
     return out
 
 
-LOADERS = {"gsm8k": gsm8k, "commonsense_qa": commonsense_qa, "squad": squad, "lambada": lambada}
-METRICS = {"gsm8k": gsm8k_correct, "commonsense_qa": exact_match, "squad": exact_match, "lambada": exact_match}
+def coqa(path):
+    """CoQA json: data -> {story, questions[].input_text, answers[].input_text} by turn; each turn's
+    prefix holds the story and the earlier turns of the conversation. Scored by F1."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    out = []
+    for story in data:
+        history = ""
+        for q, a in zip(story["questions"], story["answers"]):
+            out.append({"prefix": f"{story['story']}\n{history}Q: {q['input_text']}\nA:",
+                        "target": " " + a["input_text"], "answers": [a["input_text"]]})
+            history += f"Q: {q['input_text']}\nA: {a['input_text']}\n"
+    return out
+
+
+def natural_questions(path):
+    """Natural Questions, open-domain jsonl (NQ-open): {"question", "answer": [references]}."""
+    return [{"prefix": f"Question: {r['question']}?\nAnswer:", "target": " " + r["answer"][0],
+             "answers": list(r["answer"])} for r in _jsonl(path)]
+
+
+def web_questions(path):
+    """WebQuestions json list: {"utterance", "targetValue": '(list (description "X") ...)'}."""
+    with open(path, encoding="utf-8") as f:
+        rows = json.load(f)
+    out = []
+    for r in rows:
+        answers = re.findall(r'\(description "?(.*?)"?\)', r["targetValue"])
+        out.append({"prefix": f"Question: {r['utterance']}\nAnswer:", "target": " " + answers[0],
+                    "answers": answers})
+    return out
+
+
+def hellaswag(path):
+    """HellaSwag jsonl: {"ctx", "endings": [4], "label"}; scored by ranking the endings."""
+    return [_choice(r["ctx"], [" " + e for e in r["endings"]], int(r["label"])) for r in _jsonl(path)]
+
+
+def piqa(path):
+    """PIQA jsonl {"goal", "sol1", "sol2"} with its labels beside it: X.jsonl -> X-labels.lst (0/1 a
+    line), as published. Scored by ranking the two solutions."""
+    with open(re.sub(r"\.jsonl$", "-labels.lst", str(path))) as f:
+        labels = [int(line) for line in f if line.strip()]
+    return [_choice(f"Goal: {r['goal']}\nSolution:", [" " + r["sol1"], " " + r["sol2"]], y)
+            for r, y in zip(_jsonl(path), labels)]
+
+
+def _choice(prefix, choices, label):
+    return {"prefix": prefix, "choices": choices, "label": label, "target": choices[label],
+            "answers": [choices[label]]}
+
+
+LOADERS = {"gsm8k": gsm8k, "commonsense_qa": commonsense_qa, "squad": squad, "lambada": lambada, "coqa": coqa,
+           "natural_questions": natural_questions, "web_questions": web_questions, "hellaswag": hellaswag,
+           "piqa": piqa}
+METRICS = {"gsm8k": gsm8k_correct, "commonsense_qa": exact_match, "squad": exact_match, "lambada": exact_match,
+           "coqa": f1, "natural_questions": exact_match, "web_questions": exact_match}
+RANKED = {"hellaswag", "piqa"}  # scored by the likelihood of each choice, not by generation
 
 
 def load(name, path):

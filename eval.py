@@ -303,12 +303,39 @@ def score_one(ecfg):
     return acc
 
 
+@torch.no_grad()
+def choice_logprob(model, prefix, choice, n_pause, pause_id):
+    """log P(choice tokens | prefix + n_pause pauses): the sum over the choice's tokens only."""
+    seq = torch.tensor(list(prefix) + [pause_id] * n_pause + list(choice), device=next(model.parameters()).device)
+    targets = seq[1:].clone()
+    targets[: len(prefix) + n_pause - 1] = -1  # score the choice, nothing before it
+    logits, _ = model(seq[None, :-1], targets[None])  # logits at the choice positions only
+    return torch.log_softmax(logits.float(), -1).gather(1, targets[targets != -1][:, None]).sum().item()
+
+
+def rank_accuracy(model, vocab, examples, m_inf):
+    """HellaSwag/PIQA: the choice with the highest likelihood after the pauses must be the label."""
+    hits = []
+    for e in examples:
+        choices = vocab.encode_batch(e["choices"])
+        prefix = fit_prefix(vocab.encode(e["prefix"]), model.config.block_size - m_inf - max(map(len, choices)) + 1)
+        scores = [choice_logprob(model, prefix, c, m_inf, vocab.pause_id) for c in choices]
+        hits.append(int(np.argmax(scores)) == e["label"])
+    return float(np.mean(hits))
+
+
 def score_downstream(model, vocab, cfg, m_inf, ecfg):
-    """A real task: greedy answers after m_inf pauses, scored with the task's own metric."""
+    """A real task: greedy answers after m_inf pauses scored with the task's own metric, or, for
+    HellaSwag and PIQA, the choices ranked by likelihood."""
     path = ecfg.test_file or cfg["test_file"]
     if not os.path.isfile(path):
         raise ConfigError(f"test_file not found: {path!r}")
     examples = downstream.load(cfg["task"], path)
+    if cfg["task"] in downstream.RANKED:
+        result = rank_accuracy(model, vocab, examples, m_inf)
+        print(f"{ecfg.ckpt}: {cfg['task']}, M_inf={m_inf}, ranking accuracy {100 * result:.1f}% "
+              f"on {len(examples)} examples of {path}")
+        return result
     n_new = cfg["max_answer_tokens"]
     room = model.config.block_size - m_inf - n_new + 1
     prompts = [fit_prefix(p, room) for p in vocab.encode_batch([e["prefix"] for e in examples])]

@@ -71,3 +71,62 @@ def test_lambada_loader(tmp_path):
 def test_unknown_task():
     with pytest.raises(ValueError, match="unknown task"):
         d.load("nope", "x")
+
+
+def test_coqa_loader_keeps_the_conversation(tmp_path):
+    coqa = {"data": [{"story": "Ann has a red bike.", "questions": [
+        {"input_text": "Who has a bike?", "turn_id": 1}, {"input_text": "What color?", "turn_id": 2}],
+        "answers": [{"input_text": "Ann", "turn_id": 1}, {"input_text": "red", "turn_id": 2}]}]}
+    (tmp_path / "c.json").write_text(json.dumps(coqa))
+    ex = d.load("coqa", tmp_path / "c.json")
+    assert ex[1]["prefix"] == "Ann has a red bike.\nQ: Who has a bike?\nA: Ann\nQ: What color?\nA:"
+    assert ex[1]["target"] == " red" and d.METRICS["coqa"] is d.f1
+
+
+def test_nq_and_webquestions_loaders(tmp_path):
+    (tmp_path / "nq.jsonl").write_text(json.dumps({"question": "who wrote hamlet", "answer": ["Shakespeare",
+                                                                                             "W. Shakespeare"]}))
+    ex = d.load("natural_questions", tmp_path / "nq.jsonl")
+    assert ex[0]["prefix"] == "Question: who wrote hamlet?\nAnswer:" and ex[0]["answers"][1] == "W. Shakespeare"
+    wq = [{"url": "u", "utterance": "what is the capital of france?",
+           "targetValue": '(list (description Paris) (description "Paris, France"))'}]
+    (tmp_path / "wq.json").write_text(json.dumps(wq))
+    ex = d.load("web_questions", tmp_path / "wq.json")
+    assert ex[0]["answers"] == ["Paris", "Paris, France"] and ex[0]["target"] == " Paris"
+
+
+def test_choice_loaders(tmp_path):
+    (tmp_path / "h.jsonl").write_text(json.dumps({"ctx": "He picks up the", "endings": ["ball.", "sky.", "a", "b"],
+                                                  "label": "0"}))
+    ex = d.load("hellaswag", tmp_path / "h.jsonl")
+    assert ex[0]["choices"][0] == " ball." and ex[0]["label"] == 0 and ex[0]["target"] == " ball."
+    (tmp_path / "train.jsonl").write_text(json.dumps({"goal": "open a jar", "sol1": "twist the lid",
+                                                      "sol2": "eat the lid"}) + "\n")
+    (tmp_path / "train-labels.lst").write_text("0\n")
+    ex = d.load("piqa", tmp_path / "train.jsonl")
+    assert ex[0]["prefix"] == "Goal: open a jar\nSolution:" and ex[0]["choices"] == [" twist the lid", " eat the lid"]
+    assert {"hellaswag", "piqa"} == d.RANKED
+
+
+def test_ranking_by_likelihood_matches_a_full_forward():
+    import torch
+
+    import eval as ev
+    from data import Vocab
+    from model import GPT, GPTConfig
+    vocab = Vocab(None)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=64, vocab_size=vocab.size, n_layer=1, n_head=1, n_embd=8)).eval()
+    prefix, choice, m = vocab.encode("The cat sat on the"), vocab.encode(" warm mat"), 3
+    seq = torch.tensor(list(prefix) + [vocab.pause_id] * m + list(choice))
+    with torch.no_grad():
+        logits, _ = model(seq[None], torch.zeros_like(seq)[None])
+    logp = torch.log_softmax(logits.view(len(seq), -1), -1)
+    start = len(prefix) + m  # the first choice token; it is predicted by the position before it
+    expected = sum(logp[start - 1 + i, t].item() for i, t in enumerate(choice))
+    assert ev.choice_logprob(model, prefix, choice, m, vocab.pause_id) == pytest.approx(expected, rel=1e-5)
+    examples = [{"prefix": "The cat sat on the", "choices": [" warm mat", " moon", " idea"], "label": k} for k in range(3)]
+    scores = [ev.choice_logprob(model, prefix, vocab.encode(c), m, vocab.pause_id) for c in examples[0]["choices"]]
+    best = int(max(range(3), key=lambda i: scores[i]))
+    assert ev.rank_accuracy(model, vocab, examples, m) == pytest.approx(1 / 3)  # right for label == best only
+    assert ev.rank_accuracy(model, vocab, [examples[best]], m) == 1.0
