@@ -10,6 +10,7 @@ The pause rules live here, each in one function (and each has a test in tests/te
 Try it:
   python data.py            # prints a pretraining and a finetuning batch, ignored targets shown as ·
   python data.py prepare --input=my_texts/ --out=data/mine   # text -> train.bin/val.bin for --data_dir
+  python data.py prepare --name=tinystories --out=data/tinystories   # downloads (resumable), then the same
 """
 import hashlib
 import importlib.util
@@ -376,17 +377,75 @@ class Batcher:
 @dataclass
 class PrepareConfig:
     input: str = ""          # a text file, or a folder whose .txt files (recursively, sorted) are used
+    name: str = ""           # or a public corpus from SOURCES, downloaded (resumably) to <out>/raw
     out: str = "data/local"  # writes <out>/train.bin and <out>/val.bin
+    split_on: str = ""       # a literal that separates documents inside a file ("" = one per file)
     val_frac: float = 0.005  # the last this fraction of the tokens is the validation split
     progress: bool = True
 
 
+# public corpora as plain text files, in order; their documents are separated by a literal string
+SOURCES = {
+    "tinystories": {"urls": ["https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main/TinyStories-train.txt",
+                             "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main/TinyStories-valid.txt"],
+                    "split_on": "<|endoftext|>"},
+}
+
+
+def download(url, dest, progress=True):
+    """Fetch url to dest, resuming a partial dest.part with an HTTP Range request; only called when a
+    corpus is asked for by name. Any network failure is a DataError (one line, exit code 2)."""
+    import urllib.error
+    import urllib.request
+    if os.path.exists(dest):
+        return dest
+    part = dest + ".part"
+    have = os.path.getsize(part) if os.path.exists(part) else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            if have and r.status != 206:  # the server ignored the range: start again
+                have = 0
+            total = have + int(r.headers.get("Content-Length", 0))
+            with open(part, "ab" if have else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                               desc=os.path.basename(dest), disable=not progress) as bar:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError) as e:
+        raise DataError(f"download of {url} failed ({getattr(e, 'reason', e)}); run again to resume") from None
+    os.replace(part, dest)
+    return dest
+
+
+def documents(path, split_on, chunk_chars=1 << 24):
+    """The documents of one text file, read in chunks so that a multi-GB file never sits in memory."""
+    with open(path, encoding="utf-8", errors="replace") as src:
+        if not split_on:
+            yield src.read()
+            return
+        rest = ""
+        while chunk := src.read(chunk_chars):
+            *docs, rest = (rest + chunk).split(split_on)
+            yield from (doc for doc in docs if doc.strip())
+        if rest.strip():
+            yield rest
+
+
 def prepare(cfg):
-    """Tokenize local text into uint16 GPT-2 ids, nanoGPT's format: each file is one document followed
-    by <|endoftext|>; the first 1 - val_frac of the stream is train.bin, the rest val.bin. Pauses are
+    """Tokenize text into uint16 GPT-2 ids, nanoGPT's format: each document followed by
+    <|endoftext|>; the first 1 - val_frac of the stream is train.bin, the rest val.bin. Pauses are
     inserted at batch time, so one prepared corpus serves StdPT and PausePT. Streams through a
     temporary file, so corpora larger than memory work. Returns (train tokens, val tokens)."""
-    if os.path.isfile(cfg.input):
+    split_on = cfg.split_on
+    if cfg.name:
+        if cfg.name not in SOURCES:
+            raise DataError(f"unknown corpus {cfg.name!r}; known: {', '.join(SOURCES)} (or use --input)")
+        os.makedirs(os.path.join(cfg.out, "raw"), exist_ok=True)
+        paths = [download(url, os.path.join(cfg.out, "raw", url.rsplit("/", 1)[1]), cfg.progress)
+                 for url in SOURCES[cfg.name]["urls"]]
+        split_on = split_on or SOURCES[cfg.name]["split_on"]
+    elif os.path.isfile(cfg.input):
         paths = [cfg.input]
     elif os.path.isdir(cfg.input):
         paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(cfg.input) for f in fs if f.endswith(".txt"))
@@ -398,12 +457,13 @@ def prepare(cfg):
         raise DataError(f"val_frac must be in (0, 1), got {cfg.val_frac}")
     os.makedirs(cfg.out, exist_ok=True)
     enc, tmp, n = get_encoding(), os.path.join(cfg.out, "all.bin.tmp"), 0
-    with open(tmp, "wb") as f:
-        for path in tqdm(paths, desc="tokenizing", unit="file", disable=not cfg.progress):
-            with open(path, encoding="utf-8", errors="replace") as src:
-                ids = np.array(enc.encode_ordinary(src.read()) + [EOT_ID], dtype=np.uint16)
-            f.write(ids.tobytes())
-            n += len(ids)
+    with open(tmp, "wb") as f, tqdm(desc="tokenizing", unit="doc", disable=not cfg.progress) as bar:
+        for path in paths:
+            for doc in documents(path, split_on):
+                ids = np.array(enc.encode_ordinary(doc) + [EOT_ID], dtype=np.uint16)
+                f.write(ids.tobytes())
+                n += len(ids)
+                bar.update(1)
     n_val = max(1, int(n * cfg.val_frac))
     stream = np.memmap(tmp, dtype=np.uint16, mode="r")
     for name, part in (("train", stream[: n - n_val]), ("val", stream[n - n_val:])):

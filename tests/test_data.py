@@ -210,3 +210,62 @@ def test_prepare_local_text_round_trip_and_train(tmp_path):
     assert out["step"] == 2
     with pytest.raises(data.DataError, match="no .txt files"):
         data.prepare(dataclasses.replace(cfg, input=str(tmp_path / "bins")))
+
+
+class RangeHandler:
+    """A loopback HTTP server over a folder that honours 'Range: bytes=N-' (as real hosts do)."""
+
+    @staticmethod
+    def serve(folder):
+        import functools
+        import http.server
+        import threading
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                if not rng:
+                    return super().do_GET()
+                start = int(rng.split("=")[1].rstrip("-"))
+                body = open(self.translate_path(self.path), "rb").read()[start:]
+                self.send_response(206)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+def test_prepare_named_corpus_downloads_resumes_and_splits_documents(tmp_path, monkeypatch):
+    import dataclasses
+    site = tmp_path / "site"
+    site.mkdir()
+    stories = ["Once upon a time there was a cat.", "The dog ran.\nIt was happy.", "The end."]
+    (site / "train.txt").write_text("\n<|endoftext|>\n".join(stories[:2]) + "\n<|endoftext|>\n")
+    (site / "valid.txt").write_text(stories[2] + "\n")
+    server = RangeHandler.serve(str(site))
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setitem(data.SOURCES, "tiny", {"urls": [f"{base}/train.txt", f"{base}/valid.txt"],
+                                               "split_on": "<|endoftext|>"})
+    out = tmp_path / "bins"
+    (out / "raw").mkdir(parents=True)
+    raw = (site / "train.txt").read_bytes()
+    (out / "raw" / "train.txt.part").write_bytes(raw[:10])  # an interrupted download, to be resumed
+    cfg = data.PrepareConfig(name="tiny", out=str(out), val_frac=0.2, progress=False)
+    try:
+        data.prepare(cfg)
+    finally:
+        server.shutdown()
+    assert (out / "raw" / "train.txt").read_bytes() == raw
+    stream = np.concatenate([np.fromfile(out / f"{s}.bin", dtype=np.uint16) for s in ("train", "val")])
+    text = get_encoding().decode(stream.astype(np.int64).tolist())
+    assert (stream == EOT_ID).sum() == 3  # one end token per story: the literal separators became real ones
+    assert [t.strip() for t in text.split("<|endoftext|>")[:3]] == stories
+    # no network behind an address: a clear one-line error that says a rerun resumes
+    monkeypatch.setitem(data.SOURCES, "gone", {"urls": ["http://127.0.0.1:9/x.txt"], "split_on": ""})
+    with pytest.raises(data.DataError, match="download of .* failed.*resume"):
+        data.prepare(dataclasses.replace(cfg, name="gone", out=str(tmp_path / "gone")))
