@@ -134,9 +134,13 @@ def run_seed(ecfg, seed, names):
         path, _ = ensure_trained(cfg, force=pt_new[pause_pt])  # a new pretrained model: finetune again
         model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))
         model.eval()
-        pairs = test_pairs(cfg)
+        real = cfg.task in downstream.LOADERS  # one of the paper's tasks, scored with its own metric
+        examples = downstream_examples(dataclasses.asdict(cfg))[0] if real else test_pairs(cfg)
         for m_inf, filler in conditions(name, ecfg):
-            acc = accuracy(model, vocab, pairs, m_inf, ecfg.progress, filler, placement)
+            if real:
+                acc = downstream_score(model, vocab, dataclasses.asdict(cfg), examples, m_inf, ecfg.progress)[0]
+            else:
+                acc = accuracy(model, vocab, examples, m_inf, ecfg.progress, filler, placement)
             scores[(name, m_inf, filler)] = acc
             print(f"  {name} M_inf={m_inf}{' dots' if filler == 'dot' else ''}: {100 * acc:.1f}%")
     return scores
@@ -263,7 +267,10 @@ def compare(ecfg):
         print(f"seed {s}", flush=True)
         per_seed.append(run_seed(ecfg, s, names))
     ft = phase_config(ecfg, "finetune", seeds[0])
-    pairs = test_pairs(ft)
+    if ft.task in downstream.LOADERS:
+        pairs = [(e["prefix"], e["target"]) for e in downstream_examples(dataclasses.asdict(ft))[0]]
+    else:
+        pairs = test_pairs(ft)
     enc = get_encoding()
     lengths = (np.mean([len(enc.encode_ordinary(p)) for p, _ in pairs]),
                np.mean([len(enc.encode_ordinary(t)) + 1 for _, t in pairs]))  # answer + end token
@@ -324,25 +331,31 @@ def rank_accuracy(model, vocab, examples, m_inf):
     return float(np.mean(hits))
 
 
-def score_downstream(model, vocab, cfg, m_inf, ecfg):
-    """A real task: greedy answers after m_inf pauses scored with the task's own metric, or, for
-    HellaSwag and PIQA, the choices ranked by likelihood."""
-    path = ecfg.test_file or cfg["test_file"]
+def downstream_examples(cfg, path=""):
+    path = path or cfg["test_file"]
     if not os.path.isfile(path):
         raise ConfigError(f"test_file not found: {path!r}")
-    examples = downstream.load(cfg["task"], path)
+    return downstream.load(cfg["task"], path), path
+
+
+def downstream_score(model, vocab, cfg, examples, m_inf, progress=False):
+    """A real task: greedy answers after m_inf pauses scored with the task's own metric, or, for
+    HellaSwag and PIQA, the choices ranked by likelihood. Returns (score, metric name)."""
     if cfg["task"] in downstream.RANKED:
-        result = rank_accuracy(model, vocab, examples, m_inf)
-        print(f"{ecfg.ckpt}: {cfg['task']}, M_inf={m_inf}, ranking accuracy {100 * result:.1f}% "
-              f"on {len(examples)} examples of {path}")
-        return result
+        return rank_accuracy(model, vocab, examples, m_inf), "ranking accuracy"
     n_new = cfg["max_answer_tokens"]
     room = model.config.block_size - m_inf - n_new + 1
     prompts = [fit_prefix(p, room) for p in vocab.encode_batch([e["prefix"] for e in examples])]
-    outs = answer(model, prompts, m_inf, vocab.pause_id, vocab.eot_id, n_new, progress=ecfg.progress)
-    result = downstream.score(cfg["task"], [vocab.decode(o) for o in outs], examples)
-    print(f"{ecfg.ckpt}: {cfg['task']}, M_inf={m_inf}, {downstream.METRICS[cfg['task']].__name__} "
-          f"{100 * result:.1f}% on {len(examples)} examples of {path}")
+    outs = answer(model, prompts, m_inf, vocab.pause_id, vocab.eot_id, n_new, progress=progress)
+    metric = downstream.METRICS[cfg["task"]]
+    return downstream.score(cfg["task"], [vocab.decode(o) for o in outs], examples), metric.__name__
+
+
+def score_downstream(model, vocab, cfg, m_inf, ecfg):
+    examples, path = downstream_examples(cfg, ecfg.test_file)
+    result, metric = downstream_score(model, vocab, cfg, examples, m_inf, ecfg.progress)
+    print(f"{ecfg.ckpt}: {cfg['task']}, M_inf={m_inf}, {metric} {100 * result:.1f}% on {len(examples)} "
+          f"examples of {path}")
     return result
 
 

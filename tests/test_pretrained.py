@@ -143,3 +143,24 @@ def test_gpu_finetune_configs_run_shrunk_on_cpu(config, tmp_path):
             "--grad_accum=1", "--max_iters=2", "--eval_iters=1", "--n_pause=8", "--progress=False",
             f"--out_dir={tmp_path}/o"]
     assert n_pause in (10, 50) and train.main(args) == 0  # the paper's M_ft; 8 fits the tiny block of 32
+
+
+def test_four_variants_on_a_real_task_format(tmp_path):
+    """eval.py's comparison with real-text pretraining (token files) and GSM8k-format finetuning."""
+    import numpy as np
+
+    import eval as ev
+    (tmp_path / "bins").mkdir()
+    for split in ("train", "val"):
+        np.random.default_rng(0).integers(0, 50257, 3000).astype(np.uint16).tofile(tmp_path / "bins" / f"{split}.bin")
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"#### {2 * i}"} for i in range(24)]
+    (tmp_path / "g.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    tiny = "n_layer = 1\nn_head = 1\nn_embd = 8\nblock_size = 32\nbatch_size = 2\nmax_iters = 2\neval_iters = 1\n"
+    (tmp_path / "pt.py").write_text(tiny + f"vocab = 'full'\ndata_dir = '{tmp_path}/bins'\n")
+    (tmp_path / "ft.py").write_text("vocab = 'full'\ntask = 'gsm8k'\nmax_answer_tokens = 4\nn_val = 4\nbatch_size = 2\n"
+                                    f"max_iters = 2\neval_iters = 1\ntrain_file = '{tmp_path}/g.jsonl'\n"
+                                    f"test_file = '{tmp_path}/g.jsonl'\n")
+    result = ev.compare(ev.EvalConfig(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"),
+                                      out_dir=str(tmp_path / "out"), n_pause=2, seeds=1, progress=False, plot=False))
+    assert result["task"] == "gsm8k" and result["n_test"] == 24
+    assert {(r["variant"], r["M_inf"]) for r in result["rows"]} >= {("StdPT_StdFT", 0), ("PausePT_PauseFT", 2)}
