@@ -137,6 +137,11 @@ def parse_config(argv, cls=Config):
     """Build cls from defaults, then each config file in argv, then each --key=value in argv."""
     values = {}
     for arg in argv:
+        if arg in ("-h", "--help"):
+            print("usage: [config files] [--key=value ...]; keys and their defaults:")
+            for f in dataclasses.fields(cls):
+                print(f"  --{f.name}={f.default!r}")
+            sys.exit(0)
         if arg.startswith("--"):
             key, eq, raw = arg[2:].partition("=")
             if not eq:

@@ -148,3 +148,11 @@ def test_gpt2_124m_config_runs_on_cpu_when_shrunk(tmp_path):
     assert (cfg.vocab, cfg.compile, cfg.bias) == ("full", True, False)  # compile is a no-op on CPU
     out = train.train(cfg)
     assert load_checkpoint(out["ckpt"])[0].config.vocab_size == 50304
+
+
+def test_help_lists_every_key(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_config(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert all(f"--{f.name}=" in out for f in dataclasses.fields(Config)) and "--n_pause=0" in out
