@@ -284,9 +284,10 @@ def get_lr(it, cfg):
 
 
 def phase_data(cfg):
-    """(train, val) of the phase from the embedded task: lists of texts for pretraining, lists of
-    (prefix, target) pairs for finetuning. The pretraining corpus holds train-split prompts only (a
-    different draw than the finetuning pairs), so no val/test prompt is seen in either phase."""
+    """(train, val) of the phase: the paths of two token files (data_dir), (prefix, target) pairs
+    from a downstream task's train_file, or the embedded task (texts for pretraining, pairs for
+    finetuning). The embedded pretraining corpus holds train-split prompts only (a different draw than
+    the finetuning pairs), so no val/test prompt is seen in either phase."""
     if cfg.data_dir:
         paths = [os.path.join(cfg.data_dir, f"{split}.bin") for split in ("train", "val")]
         for p in paths:
