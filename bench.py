@@ -12,6 +12,14 @@ What it measures (timings exclude warm-up; the median of several repeats where i
                   M_inf = n_pause pauses (the pauses ride in the one parallel prefill)
   decode_tok_s    greedy decode of decode_len tokens after the prompt, with and without the KV cache
   pause_insert_tok_s   data.insert_pauses throughput on (batch_size, block_size + 1) windows
+
+  python bench.py --suite=repro   # what makes CPU runs differ between machines (about 2 minutes)
+
+The repro suite runs, in a fresh process per setting, each kernel of a training step on fixed inputs
+and a short pretraining run (the default's configs/pretrain.py, repro_steps steps), and hashes the
+results. It compares this machine with itself (a second process), with one thread instead of all, and
+with the other instruction sets torch can be told to use: ATen's kernels at AVX2 or without SIMD, and
+oneDNN's and MKL's at AVX2 -- what a machine of the same name but another CPU generation runs.
 """
 import json
 import statistics
@@ -44,6 +52,8 @@ class BenchConfig:
     repeats: int = 5
     peak_flops: float = 989e12   # bf16 dense peak of an H100/H200 SXM, for MFU
     device: str = "auto"
+    suite: str = "speed"         # "speed" (the measures above) or "repro" (what changes the bits on CPU)
+    repro_steps: int = 150       # training steps per setting in the repro suite
 
 
 def sync(device):
@@ -93,7 +103,84 @@ def bench_train(cfg, device, compile_model):
 
 
 def main(argv):
-    return run_cli("bench.py", lambda: bench(parse_config(argv, BenchConfig)))
+    if argv[:1] == ["_repro_worker"]:  # one setting of the repro suite, in its own process
+        return repro_worker(int(argv[1]), argv[2])
+    def body():
+        cfg = parse_config(argv, BenchConfig)
+        return repro(cfg) if cfg.suite == "repro" else bench(cfg)
+    return run_cli("bench.py", body)
+
+
+# settings of the repro suite: environment variables read when torch starts, so each runs in a new process
+REPRO_SETTINGS = {
+    "this machine": {},
+    "this machine, again": {},
+    "1 thread": {"OMP_NUM_THREADS": "1"},
+    "ATen kernels at AVX2": {"ATEN_CPU_CAPABILITY": "avx2"},
+    "ATen kernels without SIMD": {"ATEN_CPU_CAPABILITY": "default"},
+    "oneDNN at AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "MKL at AVX2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "AVX2 machine (ATen + oneDNN + MKL)": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                                           "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+}
+
+
+def repro_worker(steps, out_dir):
+    """Hash every kernel of a training step on fixed inputs, then train briefly; print one JSON line."""
+    import hashlib
+    import os
+
+    import torch.nn.functional as F
+
+    from train import fingerprint, train
+    torch.manual_seed(0)
+    B, T, C, H, V = 64, 64, 64, 4, 70  # the default's shapes
+    x, w, head = torch.randn(B, T, C), torch.randn(3 * C, C) * 0.02, torch.randn(V, C) * 0.02
+    q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in F.linear(x, w).split(C, 2))
+    xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+    F.linear(F.layer_norm(xg, (C,)), wg).square().sum().backward()
+    ops = {"linear (matmul)": F.linear(x, w), "output head (matmul)": x @ head.t(),
+           "layer norm": F.layer_norm(x, (C,)), "attention (SDPA)": F.scaled_dot_product_attention(q, k, v, is_causal=True),
+           "GELU": F.gelu(x), "softmax": torch.softmax(x, -1),
+           "cross-entropy": F.cross_entropy((x @ head.t()).view(-1, V), torch.arange(B * T) % V),
+           "sum": x.sum(), "backward (layer norm + linear)": torch.cat([xg.grad.ravel(), wg.grad.ravel()])}
+    hashes = {name: hashlib.sha256(t.detach().contiguous().numpy().tobytes()).hexdigest()[:12] for name, t in ops.items()}
+    config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "pretrain.py")
+    cfg = parse_config([config, f"--max_iters={steps}", f"--eval_interval={steps}", "--progress=False",
+                        f"--out_dir={out_dir}"])
+    out = train(cfg)
+    state = torch.load(out["ckpt"], weights_only=True)["model"]
+    print(json.dumps({"ops": hashes, "weights": fingerprint(state), "val_loss": out["val_loss"],
+                      "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}))
+    return 0
+
+
+def repro(cfg):
+    """Run repro_worker under each setting and report which results differ from this machine's."""
+    import os
+    import subprocess
+    import tempfile
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, env) in enumerate(REPRO_SETTINGS.items()):
+            p = subprocess.run([sys.executable, os.path.abspath(__file__), "_repro_worker", str(cfg.repro_steps),
+                                os.path.join(tmp, str(i))], capture_output=True, text=True,
+                               env={**os.environ, **env})
+            if p.returncode:
+                raise RuntimeError(f"repro setting {name!r} failed: {p.stderr.strip().splitlines()[-1:]}")
+            results[name] = {**json.loads(p.stdout.strip().splitlines()[-1]), "env": env}
+            print(f"  {name}: done", flush=True)
+    base = results["this machine"]
+    print(f"\n| setting | kernels whose output differs from this machine's | weights after {cfg.repro_steps} "
+          "steps | val loss |\n|---|---|---|---|")
+    for name, r in results.items():
+        differ = [op for op, h in r["ops"].items() if h != base["ops"][op]]
+        r["ops_differ"], r["weights_equal"] = differ, r["weights"] == base["weights"]
+        print(f"| {name} | {', '.join(differ) or 'none'} | {'identical' if r['weights_equal'] else 'differ'} "
+              f"| {r['val_loss']:.6f} |")
+    out = {"suite": "repro", "config": asdict(cfg), "machine": machine(), "settings": results}
+    print(json.dumps(out))
+    return out
 
 
 def bench(cfg):

@@ -99,6 +99,9 @@ class Vocab:
         self.pause_id = self.to_model([PAUSE_ID])[0]
         self.dot_id = self.to_model([DOT_ID])[0]  # '.', the filler the paper compares pauses with
         self.size = PADDED_VOCAB if self.table is None else len(self.table)
+        # rows of the model that are no token (the full vocab's padding 50258..50303): never generated,
+        # since they are never targets and the tokenizer cannot decode them
+        self.unused_ids = tuple(range(PAUSE_ID + 1, PADDED_VOCAB)) if self.table is None else ()
 
     @classmethod
     def compact(cls, *id_arrays):
@@ -380,14 +383,16 @@ class PrepareConfig:
     name: str = ""           # or a public corpus from SOURCES, downloaded (resumably) to <out>/raw
     out: str = "data/local"  # writes <out>/train.bin and <out>/val.bin
     split_on: str = ""       # a literal that separates documents inside a file ("" = one per file)
-    val_frac: float = 0.005  # the last this fraction of the tokens is the validation split
+    val_frac: float = 0.005  # --input only: the last this fraction of the tokens is the validation split
     progress: bool = True
 
 
-# public corpora as plain text files, in order; their documents are separated by a literal string
+# public corpora as plain text files: the train files, and the official validation files, which become
+# val.bin as they are (so no validation document is ever trained on); documents are separated by a literal
+HF = "https://huggingface.co/datasets"
 SOURCES = {
-    "tinystories": {"urls": ["https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main/TinyStories-train.txt",
-                             "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main/TinyStories-valid.txt"],
+    "tinystories": {"train": [f"{HF}/roneneldan/TinyStories/resolve/main/TinyStories-train.txt"],
+                    "val": [f"{HF}/roneneldan/TinyStories/resolve/main/TinyStories-valid.txt"],
                     "split_on": "<|endoftext|>"},
 }
 
@@ -407,8 +412,11 @@ def download(url, dest, progress=True):
             if have and r.status != 206:  # the server ignored the range: start again
                 have = 0
             total = have + int(r.headers.get("Content-Length", 0))
+            if progress:
+                print(f"downloading {url} -> {dest}" + (f" (resuming at {have:,} bytes)" if have else ""), flush=True)
             with open(part, "ab" if have else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                               desc=os.path.basename(dest), disable=not progress) as bar:
+                                                               desc=os.path.basename(dest),
+                                                               disable=None if progress else True) as bar:
                 while chunk := r.read(1 << 20):
                     f.write(chunk)
                     bar.update(len(chunk))
@@ -432,20 +440,40 @@ def documents(path, split_on, chunk_chars=1 << 24):
             yield rest
 
 
+def write_tokens(paths, split_on, out_path, progress):
+    """Tokenize the documents of paths into one uint16 file, each document followed by <|endoftext|>,
+    streamed (written to a temporary name, renamed when complete). Returns the number of tokens."""
+    enc, n, tmp = get_encoding(), 0, out_path + ".tmp"
+    with open(tmp, "wb") as f, tqdm(desc=f"tokenizing {os.path.basename(out_path)}", unit="doc",
+                                    disable=None if progress else True) as bar:
+        for path in paths:
+            for doc in documents(path, split_on):
+                ids = np.array(enc.encode_ordinary(doc) + [EOT_ID], dtype=np.uint16)
+                f.write(ids.tobytes())
+                n += len(ids)
+                bar.update(1)
+    os.replace(tmp, out_path)
+    return n
+
+
 def prepare(cfg):
     """Tokenize text into uint16 GPT-2 ids, nanoGPT's format: each document followed by
-    <|endoftext|>; the first 1 - val_frac of the stream is train.bin, the rest val.bin. Pauses are
-    inserted at batch time, so one prepared corpus serves StdPT and PausePT. Streams through a
-    temporary file, so corpora larger than memory work. Returns (train tokens, val tokens)."""
+    <|endoftext|>. A named corpus keeps its own split (its official validation files become val.bin);
+    local text is one stream whose last val_frac becomes val.bin. Pauses are inserted at batch time, so
+    one prepared corpus serves StdPT and PausePT. Streams through files, so corpora larger than memory
+    work. Returns (train tokens, val tokens)."""
     split_on = cfg.split_on
     if cfg.name:
         if cfg.name not in SOURCES:
             raise DataError(f"unknown corpus {cfg.name!r}; known: {', '.join(SOURCES)} (or use --input)")
+        src = SOURCES[cfg.name]
         os.makedirs(os.path.join(cfg.out, "raw"), exist_ok=True)
-        paths = [download(url, os.path.join(cfg.out, "raw", url.rsplit("/", 1)[1]), cfg.progress)
-                 for url in SOURCES[cfg.name]["urls"]]
-        split_on = split_on or SOURCES[cfg.name]["split_on"]
-    elif os.path.isfile(cfg.input):
+        files = {split: [download(url, os.path.join(cfg.out, "raw", url.rsplit("/", 1)[1]), cfg.progress)
+                         for url in src[split]] for split in ("train", "val")}
+        split_on = split_on or src["split_on"]
+        return tuple(write_tokens(files[split], split_on, os.path.join(cfg.out, f"{split}.bin"), cfg.progress)
+                     for split in ("train", "val"))
+    if os.path.isfile(cfg.input):
         paths = [cfg.input]
     elif os.path.isdir(cfg.input):
         paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(cfg.input) for f in fs if f.endswith(".txt"))
@@ -456,14 +484,8 @@ def prepare(cfg):
     if not 0 < cfg.val_frac < 1:
         raise DataError(f"val_frac must be in (0, 1), got {cfg.val_frac}")
     os.makedirs(cfg.out, exist_ok=True)
-    enc, tmp, n = get_encoding(), os.path.join(cfg.out, "all.bin.tmp"), 0
-    with open(tmp, "wb") as f, tqdm(desc="tokenizing", unit="doc", disable=not cfg.progress) as bar:
-        for path in paths:
-            for doc in documents(path, split_on):
-                ids = np.array(enc.encode_ordinary(doc) + [EOT_ID], dtype=np.uint16)
-                f.write(ids.tobytes())
-                n += len(ids)
-                bar.update(1)
+    tmp = os.path.join(cfg.out, "all.bin.tmp")
+    n = write_tokens(paths, split_on, tmp, cfg.progress)
     n_val = max(1, int(n * cfg.val_frac))
     stream = np.memmap(tmp, dtype=np.uint16, mode="r")
     for name, part in (("train", stream[: n - n_val]), ("val", stream[n - n_val:])):

@@ -7,11 +7,14 @@ reference a prediction is scored against.
 
   python -c "import downstream as d; ex = d.load('gsm8k', 'test.jsonl'); print(ex[0])"
 
-Metrics (exact match after normalisation, F1 for CoQA, GSM8k's final number; HellaSwag and PIQA are
-scored by ranking their choices by likelihood, in eval.py):
-  exact_match(prediction, answers)   SQuAD's normalisation: lower case, no punctuation, no a/an/the
-  f1(prediction, answers)            token-overlap F1 after the same normalisation, best over answers
-  gsm8k_number(text)                 the number after '####', else the last number; commas dropped
+Metrics, each following its task's official definition (the reference is named at the function):
+  exact_match(prediction, answers)   SQuAD v1.1's normalisation (lower case, drop punctuation, then the
+                                     articles a/an/the); SQuAD, Natural Questions, WebQuestions
+  letter_match(prediction, answers)  CommonsenseQA: the answer letter, compared exactly
+  lambada_match(prediction, answers) LAMBADA: the predicted last word must equal the target word exactly
+  coqa_f1(prediction, answers)       CoQA's official F1: token overlap, leave-one-out over its 4 references
+  gsm8k_correct(prediction, answers) GSM8k's final number ('####', else the last number; commas dropped)
+HellaSwag and PIQA are scored by ranking their choices by likelihood (eval.py rank_accuracy).
 """
 import json
 import re
@@ -25,17 +28,20 @@ PUNCTUATION = set(string.punctuation)
 
 
 def normalize(text):
-    """Lower case, drop punctuation and the articles a/an/the, collapse whitespace."""
+    """SQuAD v1.1's normalize_answer (its evaluate-v1.1.py): lower case, drop punctuation, *then* drop
+    the articles a/an/the, collapse whitespace. The order matters: "A-list" becomes "alist", not "list"."""
     text = "".join(c for c in text.lower() if c not in PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
 
 def exact_match(prediction, answers):
+    """SQuAD v1.1's exact match, best over the references (also NQ-open's and WebQuestions' EM)."""
     return float(any(normalize(prediction) == normalize(a) for a in answers))
 
 
 def f1(prediction, answers):
+    """SQuAD v1.1's token F1 after normalize, best over the references."""
     def one(pred, ref):
         p, r = normalize(pred).split(), normalize(ref).split()
         common = sum((Counter(p) & Counter(r)).values())
@@ -46,6 +52,28 @@ def f1(prediction, answers):
         precision, recall = common / len(p), common / len(r)
         return 2 * precision * recall / (precision + recall)
     return max(one(prediction, a) for a in answers)
+
+
+def coqa_f1(prediction, answers):
+    """CoQA's official F1 (evaluate-v1.0.py, _compute_turn_score): with several references (the answer
+    and the additional_answers of the dev set), each reference is left out in turn and the prediction
+    scored against the best of the others; the turn's F1 is the mean of those. One reference: plain F1."""
+    if len(answers) == 1:
+        return f1(prediction, answers)
+    return sum(f1(prediction, answers[:i] + answers[i + 1:]) for i in range(len(answers))) / len(answers)
+
+
+def letter_match(prediction, answers):
+    """CommonsenseQA: the first non-space character of the prediction, upper-cased, must be the answer
+    key. SQuAD's normalisation would delete the letter "A" as an article, so it is not used here."""
+    letter = prediction.strip()[:1].upper()
+    return float(letter != "" and letter == answers[0].strip().upper())
+
+
+def lambada_match(prediction, answers):
+    """LAMBADA (Paperno et al. 2016): accuracy of predicting the exact target word; the prediction is
+    the generated text without its surrounding whitespace, compared case- and punctuation-exactly."""
+    return float(prediction.strip() == answers[0])
 
 
 def gsm8k_number(text):
@@ -109,15 +137,17 @@ def lambada(path):
 
 def coqa(path):
     """CoQA json: data -> {story, questions[].input_text, answers[].input_text} by turn; each turn's
-    prefix holds the story and the earlier turns of the conversation. Scored by F1."""
+    prefix holds the story and the earlier turns of the conversation. The dev set's additional_answers
+    (three more references per turn) join the answer as references, as the official scorer uses them."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)["data"]
     out = []
     for story in data:
-        history = ""
-        for q, a in zip(story["questions"], story["answers"]):
+        history, extra = "", list(story.get("additional_answers", {}).values())
+        for i, (q, a) in enumerate(zip(story["questions"], story["answers"])):
+            refs = [a["input_text"]] + [more[i]["input_text"] for more in extra]
             out.append({"prefix": f"{story['story']}\n{history}Q: {q['input_text']}\nA:",
-                        "target": " " + a["input_text"], "answers": [a["input_text"]]})
+                        "target": " " + a["input_text"], "answers": refs})
             history += f"Q: {q['input_text']}\nA: {a['input_text']}\n"
     return out
 
@@ -128,13 +158,20 @@ def natural_questions(path):
              "answers": list(r["answer"])} for r in _jsonl(path)]
 
 
+# one (description X) of WebQuestions' targetValue: X is a quoted string (which may hold parentheses
+# and backslash-escaped quotes, e.g. "Sonic the Hedgehog (2006)") or a bare word
+WQ_DESCRIPTION = re.compile(r'\(description (?:"((?:[^"\\]|\\.)*)"|([^\s()"]+))\)')
+
+
 def web_questions(path):
-    """WebQuestions json list: {"utterance", "targetValue": '(list (description "X") ...)'}."""
+    """WebQuestions json list: {"utterance", "targetValue": '(list (description "X") ...)'}; the
+    references are every description (Berant et al. 2013's answer lists)."""
     with open(path, encoding="utf-8") as f:
         rows = json.load(f)
     out = []
     for r in rows:
-        answers = re.findall(r'\(description "?(.*?)"?\)', r["targetValue"])
+        answers = [re.sub(r"\\(.)", r"\1", quoted) if quoted else bare
+                   for quoted, bare in WQ_DESCRIPTION.findall(r["targetValue"])]
         out.append({"prefix": f"Question: {r['utterance']}\nAnswer:", "target": " " + answers[0],
                     "answers": answers})
     return out
@@ -162,8 +199,8 @@ def _choice(prefix, choices, label):
 LOADERS = {"gsm8k": gsm8k, "commonsense_qa": commonsense_qa, "squad": squad, "lambada": lambada, "coqa": coqa,
            "natural_questions": natural_questions, "web_questions": web_questions, "hellaswag": hellaswag,
            "piqa": piqa}
-METRICS = {"gsm8k": gsm8k_correct, "commonsense_qa": exact_match, "squad": exact_match, "lambada": exact_match,
-           "coqa": f1, "natural_questions": exact_match, "web_questions": exact_match}
+METRICS = {"gsm8k": gsm8k_correct, "commonsense_qa": letter_match, "squad": exact_match, "lambada": lambada_match,
+           "coqa": coqa_f1, "natural_questions": exact_match, "web_questions": exact_match}
 RANKED = {"hellaswag", "piqa"}  # scored by the likelihood of each choice, not by generation
 
 

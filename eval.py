@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 import downstream
-from data import get_encoding, make_examples
-from model import answer
-from train import (ConfigError, check_config, fit_prefix, load_checkpoint, parse_config, pick_device,
+from data import format_example, get_encoding, make_examples
+from model import GPT, answer
+from train import (ConfigError, check_config, fingerprint, fit_prefix, load_checkpoint, parse_config, pick_device,
                    read_checkpoint, run_cli, train)
 
 REPO = os.path.dirname(os.path.abspath(__file__))
@@ -73,31 +73,42 @@ def phase_config(ecfg, phase, seed, **overrides):
     return dataclasses.replace(cfg, phase=phase, seed=seed, progress=ecfg.progress, **overrides)
 
 
-def ensure_trained(cfg, force):
-    """Train cfg unless out_dir already holds a finished run of exactly this config.
-    Returns (ckpt path, whether it trained now)."""
+def ensure_trained(cfg):
+    """Train cfg unless out_dir already holds a finished run of exactly this config that started from
+    exactly the weights cfg.init_from holds now (a finetune of an older pretrained model is stale).
+    Returns the checkpoint path."""
     path = os.path.join(cfg.out_dir, "ckpt.pt")
-    if not force and os.path.exists(path):
+    if os.path.exists(path):
         saved = read_checkpoint(path)
         same = {**saved["config"], "progress": cfg.progress} == dataclasses.asdict(cfg)
-        if same and saved["step"] == cfg.max_iters:
+        if same and saved["step"] == cfg.max_iters and saved.get("init_fingerprint") == init_fingerprint(cfg):
             print(f"  reusing {path}")
-            return path, False
+            return path
     print(f"  training {cfg.out_dir}", flush=True)
     out = train(cfg)
     print(f"    val loss {out['val_loss']:.4f} in {out['seconds']:.0f}s")
-    return out["ckpt"], True
+    return out["ckpt"]
+
+
+def init_fingerprint(cfg):
+    """The fingerprint of the weights a run of cfg starts from (None from scratch)."""
+    if cfg.init_from == "scratch":
+        return None
+    if cfg.init_from.startswith("gpt2:"):
+        return fingerprint(GPT.from_pretrained(cfg.init_from[len("gpt2:"):]).state_dict())
+    return fingerprint(read_checkpoint(cfg.init_from)["model"])
 
 
 def accuracy(model, vocab, pairs, n_inf, progress=False, filler="pause", placement="append"):
-    """Exact match of the decoded greedy answer (after n_inf pauses, or '.' with filler="dot") with
-    the target text."""
+    """Exact match of the decoded greedy answer (after n_inf pauses, or '.' with filler="dot"; before
+    the prompt with placement="prepend") with the target text."""
     # targets are only compared as text, never encoded: a test answer may use a token the training
     # text never did (it then simply cannot be produced)
     max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1  # + the end token
     prompts = vocab.encode_batch([p for p, _ in pairs])
     outs = answer(model, prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress,
-                  filler_id=vocab.dot_id if filler == "dot" else None, placement=placement)
+                  filler_id=vocab.dot_id if filler == "dot" else None, placement=placement,
+                  ban_ids=vocab.unused_ids)
     return float(np.mean([vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]))
 
 
@@ -118,11 +129,11 @@ def conditions(name, ecfg):
 def run_seed(ecfg, seed, names):
     """Train (or reuse) what the variants need for one seed; returns {(variant, M_inf, filler): acc}."""
     root = os.path.join(ecfg.out_dir, f"seed{seed}")
-    pt_ckpts, pt_new = {}, {}
+    pt_ckpts = {}
     for pause_pt in sorted({VARIANTS[n][0] for n in names}):
         cfg = phase_config(ecfg, "pretrain", seed, pause_frac=ecfg.pause_frac if pause_pt else 0.0,
                            out_dir=os.path.join(root, "pt_pause" if pause_pt else "pt_std"))
-        pt_ckpts[pause_pt], pt_new[pause_pt] = ensure_trained(cfg, force=False)
+        pt_ckpts[pause_pt] = ensure_trained(cfg)
     scores = {}
     for name in names:
         pause_pt, pause_ft = VARIANTS[name]
@@ -131,14 +142,15 @@ def run_seed(ecfg, seed, names):
         suffix = "_prepend" if placement == "prepend" else ""
         cfg = phase_config(ecfg, "finetune", seed, n_pause=m_ft, init_from=pt_ckpts[pause_pt],
                            placement=placement, out_dir=os.path.join(root, f"ft_{name}_M{m_ft}{suffix}"))
-        path, _ = ensure_trained(cfg, force=pt_new[pause_pt])  # a new pretrained model: finetune again
+        path = ensure_trained(cfg)
         model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))
         model.eval()
         real = cfg.task in downstream.LOADERS  # one of the paper's tasks, scored with its own metric
         examples = downstream_examples(dataclasses.asdict(cfg))[0] if real else test_pairs(cfg)
         for m_inf, filler in conditions(name, ecfg):
             if real:
-                acc = downstream_score(model, vocab, dataclasses.asdict(cfg), examples, m_inf, ecfg.progress)[0]
+                acc = downstream_score(model, vocab, dataclasses.asdict(cfg), examples, m_inf, ecfg.progress,
+                                       filler, placement)["score"]
             else:
                 acc = accuracy(model, vocab, examples, m_inf, ecfg.progress, filler, placement)
             scores[(name, m_inf, filler)] = acc
@@ -228,15 +240,22 @@ def plot(rows, path):
 
 
 def machine():
-    cpu = platform.processor()
+    """What a result was computed on. CPU results depend on the instruction set torch's kernels use
+    (AVX-512 or AVX2: `python bench.py --suite=repro`), so the CPU's family/model, its AVX-512 support,
+    torch's chosen capability and the thread count are recorded with the name."""
+    info = {"cpu": platform.processor(), "cpu_family": None, "cpu_model": None, "avx512": None}
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        info.update(cpu=fields.get("model name", info["cpu"]), cpu_family=fields.get("cpu family"),
+                    cpu_model=fields.get("model"), avx512="avx512f" in fields.get("flags", "").split())
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {**info, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": gpu,
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
 
 
 def commit():
@@ -297,38 +316,55 @@ def compare(ecfg):
 
 
 def score_one(ecfg):
+    """Score one checkpoint with the pause placement it was finetuned with (its config says), at
+    M_inf = n_inf (default: its own n_pause), with pauses or (--filler=dot) '.' tokens in the slots."""
     device = pick_device("auto")
     model, vocab, ckpt = load_checkpoint(ecfg.ckpt, device)
     model.eval()
     cfg = ckpt["config"]
     m_inf = cfg["n_pause"] if ecfg.n_inf < 0 else ecfg.n_inf
+    placement = cfg.get("placement", "append")
+    how = f"M_inf={m_inf}" + (f" {placement}ed" if placement != "append" else "") + (" dots" if ecfg.filler == "dot" else "")
     if cfg["task"] in downstream.LOADERS:
-        return score_downstream(model, vocab, cfg, m_inf, ecfg)
+        examples, path = downstream_examples(cfg, ecfg.test_file)
+        res = downstream_score(model, vocab, cfg, examples, m_inf, ecfg.progress, ecfg.filler, placement)
+        also = "".join(f", {k} {100 * v:.1f}%" for k, v in res.get("also", {}).items())
+        print(f"{ecfg.ckpt}: {cfg['task']}, {how}, {res['metric']} {100 * res['score']:.1f}%{also} on "
+              f"{len(examples)} examples of {path}")
+        return res["score"]
     pairs = make_examples(cfg["task"], cfg["n_test"], "test", cfg["data_seed"])
-    acc = accuracy(model, vocab, pairs, m_inf, ecfg.progress)
-    print(f"{ecfg.ckpt}: M_inf={m_inf}, exact match {100 * acc:.1f}% on {len(pairs)} test examples")
+    acc = accuracy(model, vocab, pairs, m_inf, ecfg.progress, ecfg.filler, placement)
+    print(f"{ecfg.ckpt}: {how}, exact match {100 * acc:.1f}% on {len(pairs)} test examples")
     return acc
 
 
 @torch.no_grad()
-def choice_logprob(model, prefix, choice, n_pause, pause_id):
-    """log P(choice tokens | prefix + n_pause pauses): the sum over the choice's tokens only."""
-    seq = torch.tensor(list(prefix) + [pause_id] * n_pause + list(choice), device=next(model.parameters()).device)
-    targets = seq[1:].clone()
-    targets[: len(prefix) + n_pause - 1] = -1  # score the choice, nothing before it
-    logits, _ = model(seq[None, :-1], targets[None])  # logits at the choice positions only
-    return torch.log_softmax(logits.float(), -1).gather(1, targets[targets != -1][:, None]).sum().item()
+def choice_logprob(model, prefix, choice, n_pause, fill_id, eot_id, placement="append"):
+    """log P(choice | prefix with n_pause fillers, placed as in finetuning): the finetuning format of
+    (prefix, choice) from format_example, summed over the choice's tokens (not its end token)."""
+    x, y = format_example(prefix, choice, n_pause, fill_id, eot_id, placement)
+    y[-1] = -1  # the end token's prediction is not part of the choice
+    device = next(model.parameters()).device
+    x, y = torch.from_numpy(x)[None].to(device), torch.from_numpy(y)[None].to(device)
+    logits, _ = model(x, y)  # logits at the choice positions only
+    return torch.log_softmax(logits.float(), -1).gather(1, y[y != -1][:, None]).sum().item()
 
 
-def rank_accuracy(model, vocab, examples, m_inf):
-    """HellaSwag/PIQA: the choice with the highest likelihood after the pauses must be the label."""
-    hits = []
+def rank_accuracy(model, vocab, examples, m_inf, filler="pause", placement="append"):
+    """HellaSwag/PIQA: the choice with the highest likelihood after the pauses must be the label.
+    Returns (accuracy by the raw sum of log-probabilities, accuracy by that sum divided by the choice's
+    length in characters). The length-normalised one is the headline: the choices differ in length,
+    and a raw sum favours short ones whatever they say (lm-evaluation-harness's acc_norm, as GPT-3's
+    paper reports HellaSwag and PIQA with a length normalisation)."""
+    fill = vocab.dot_id if filler == "dot" else vocab.pause_id
+    raw, norm = [], []
     for e in examples:
         choices = vocab.encode_batch(e["choices"])
-        prefix = fit_prefix(vocab.encode(e["prefix"]), model.config.block_size - m_inf - max(map(len, choices)) + 1)
-        scores = [choice_logprob(model, prefix, c, m_inf, vocab.pause_id) for c in choices]
-        hits.append(int(np.argmax(scores)) == e["label"])
-    return float(np.mean(hits))
+        prefix = fit_prefix(vocab.encode(e["prefix"]), model.config.block_size - m_inf - max(map(len, choices)))
+        scores = np.array([choice_logprob(model, prefix, c, m_inf, fill, vocab.eot_id, placement) for c in choices])
+        raw.append(int(np.argmax(scores)) == e["label"])
+        norm.append(int(np.argmax(scores / np.array([len(c) for c in e["choices"]]))) == e["label"])
+    return float(np.mean(raw)), float(np.mean(norm))
 
 
 def downstream_examples(cfg, path=""):
@@ -338,25 +374,23 @@ def downstream_examples(cfg, path=""):
     return downstream.load(cfg["task"], path), path
 
 
-def downstream_score(model, vocab, cfg, examples, m_inf, progress=False):
-    """A real task: greedy answers after m_inf pauses scored with the task's own metric, or, for
-    HellaSwag and PIQA, the choices ranked by likelihood. Returns (score, metric name)."""
+def downstream_score(model, vocab, cfg, examples, m_inf, progress=False, filler="pause", placement="append"):
+    """A real task: greedy answers after m_inf pauses (or '.' fillers; placed as in finetuning) scored
+    with the task's own metric, or, for HellaSwag and PIQA, the choices ranked by likelihood.
+    Returns {"score", "metric"} and, for the ranked tasks, "also": the other ranking accuracy."""
     if cfg["task"] in downstream.RANKED:
-        return rank_accuracy(model, vocab, examples, m_inf), "ranking accuracy"
+        acc, acc_norm = rank_accuracy(model, vocab, examples, m_inf, filler, placement)
+        return {"score": acc_norm, "metric": "ranking accuracy (length-normalised)",
+                "also": {"ranking accuracy (raw sum)": acc}}
     n_new = cfg["max_answer_tokens"]
     room = model.config.block_size - m_inf - n_new + 1
     prompts = [fit_prefix(p, room) for p in vocab.encode_batch([e["prefix"] for e in examples])]
-    outs = answer(model, prompts, m_inf, vocab.pause_id, vocab.eot_id, n_new, progress=progress)
+    outs = answer(model, prompts, m_inf, vocab.pause_id, vocab.eot_id, n_new, progress=progress,
+                  filler_id=vocab.dot_id if filler == "dot" else None, placement=placement,
+                  ban_ids=vocab.unused_ids)
     metric = downstream.METRICS[cfg["task"]]
-    return downstream.score(cfg["task"], [vocab.decode(o) for o in outs], examples), metric.__name__
-
-
-def score_downstream(model, vocab, cfg, m_inf, ecfg):
-    examples, path = downstream_examples(cfg, ecfg.test_file)
-    result, metric = downstream_score(model, vocab, cfg, examples, m_inf, ecfg.progress)
-    print(f"{ecfg.ckpt}: {cfg['task']}, M_inf={m_inf}, {metric} {100 * result:.1f}% on {len(examples)} "
-          f"examples of {path}")
-    return result
+    return {"score": downstream.score(cfg["task"], [vocab.decode(o) for o in outs], examples),
+            "metric": metric.__name__}
 
 
 def main(argv):

@@ -158,9 +158,10 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path, vocab_size=50304):
-        """GPT-2 weights in the Hugging Face layout: a local folder with config.json and
-        pytorch_model.bin, or (with the optional transformers package and a network) a hub name such as
-        "gpt2". The vocab grows from GPT-2's 50257 to vocab_size: the new rows, <|pause|> = 50257 and the
+        """GPT-2 weights in the Hugging Face layout: a local folder with config.json and model.safetensors
+        (what current transformers writes; read with the safetensors library, no pickle) or
+        pytorch_model.bin (older copies; torch.load with weights_only=True), or (with the optional
+        transformers package and a network) a hub name such as "gpt2". The vocab grows from GPT-2's 50257 to vocab_size: the new rows, <|pause|> = 50257 and the
         padding, start as the mean of GPT-2's token embeddings, so a pause begins as an "average
         token" rather than noise (the padding rows are never targets)."""
         import json
@@ -168,7 +169,13 @@ class GPT(nn.Module):
         if os.path.isdir(path):
             with open(os.path.join(path, "config.json")) as f:
                 hf = json.load(f)
-            sd = torch.load(os.path.join(path, "pytorch_model.bin"), map_location="cpu", weights_only=True)
+            if os.path.exists(os.path.join(path, "model.safetensors")):
+                from safetensors.torch import load_file
+                sd = load_file(os.path.join(path, "model.safetensors"))
+            elif os.path.exists(os.path.join(path, "pytorch_model.bin")):
+                sd = torch.load(os.path.join(path, "pytorch_model.bin"), map_location="cpu", weights_only=True)
+            else:
+                raise FileNotFoundError(f"{path} holds neither model.safetensors nor pytorch_model.bin")
         else:
             try:
                 from transformers import GPT2LMHeadModel
@@ -287,12 +294,13 @@ class KVCache:
 
 @torch.no_grad()
 def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=True, batch_size=256,
-           progress=False, filler_id=None, placement="append"):
+           progress=False, filler_id=None, placement="append", ban_ids=()):
     """Pause inference: for each prompt (a sequence of ids) append n_pause pauses, ignore the model's
     outputs until the last pause (only the last position's logits are ever read), then decode until
     <|endoftext|> or max_new_tokens. Returns the answer ids of each prompt, end token excluded.
     filler_id puts another token in the pause slots (the '.' control); placement="prepend" puts them
-    before the prompt (the placement ablation). The pause id is never produced.
+    before the prompt (the placement ablation). The pause id is never produced, nor any id in ban_ids
+    (pass vocab.unused_ids: the padding rows of the full vocab, which are no token).
 
     Prompts are batched by length, so no padding ever shifts a position: each answer equals the one
     the model gives to that prompt alone."""
@@ -308,10 +316,11 @@ def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=T
             raise ValueError(f"prompt ({length}) + {n_pause} pauses + {max_new_tokens} answer tokens "
                              f"do not fit block_size {block}")
     chunks = [rows[s:s + batch_size] for rows in by_len.values() for s in range(0, len(rows), batch_size)]
-    for chunk in tqdm(chunks, desc=f"answering (M_inf={n_pause})", disable=not progress, leave=False):
+    # a bar on a terminal only (disable=None: off when stderr is not one, so logs get no redraws)
+    for chunk in tqdm(chunks, desc=f"answering (M_inf={n_pause})", disable=None if progress else True, leave=False):
         rows = [list(prompts[i]) + fill if placement == "append" else fill + list(prompts[i]) for i in chunk]
         idx = torch.tensor(rows, device=device)
-        gen = model.generate(idx, max_new_tokens, greedy=greedy, ban_ids=(pause_id,),
+        gen = model.generate(idx, max_new_tokens, greedy=greedy, ban_ids=(pause_id, *ban_ids),
                              stop_id=eot_id)[:, idx.size(1):].tolist()
         for i, g in zip(chunk, gen):
             out[i] = g[:g.index(eot_id)] if eot_id in g else g

@@ -13,6 +13,7 @@ Run it (config files only override fields of Config below; --key=value overrides
 import ast
 import dataclasses
 import difflib
+import hashlib
 import math
 import os
 import pickle
@@ -181,7 +182,7 @@ def check_config(cfg):
 # checkpoints
 
 
-def save_checkpoint(path, model, optimizer, cfg, step, val_loss, vocab):
+def save_checkpoint(path, model, optimizer, cfg, step, val_loss, vocab, init_fingerprint=None):
     """Atomic: write a temporary file in the same folder, flush and fsync it, then rename it over
     path. A crash at any moment leaves either the previous checkpoint or the new one, never half."""
     ckpt = {
@@ -194,10 +195,10 @@ def save_checkpoint(path, model, optimizer, cfg, step, val_loss, vocab):
         "tokenizer": TOKENIZER_NAME,
         "pause_id": PAUSE_ID,  # GPT-2-space id; the model-space id follows from vocab_table
         "vocab_table": None if vocab.table is None else torch.from_numpy(vocab.table),
-        # data order and pause positions are functions of (seed, step), so torch's RNG (dropout) is the
-        # only generator state a resumed run needs
-        "rng": {"torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        # the weights this run started from (a checkpoint, or GPT-2's), when not from scratch
+        "init_fingerprint": init_fingerprint,
+        # no generator state: data order, pause positions and dropout masks are all functions of
+        # (seed, step, micro-batch), so a resumed run needs only the step
     }
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:
@@ -245,6 +246,17 @@ def load_checkpoint(path, device="cpu"):
         raise CheckpointError(f"{path}: model vocab_size {model.config.vocab_size} != vocab size {vocab.size}")
     model.load_state_dict(ckpt["model"])
     return model.to(device), vocab, ckpt
+
+
+def fingerprint(state_dict):
+    """A short hash of a model's weights (names, dtypes, shapes and values): the identity of the model a
+    finetune started from, so that a finetune of an older pretrained model is never reused."""
+    h = hashlib.sha256()
+    for name, t in sorted(state_dict.items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
 
 
 def check_writable(folder):
@@ -371,7 +383,7 @@ def train(cfg):
     if device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # for any fp32 matmul left outside autocast
         torch.backends.cudnn.allow_tf32 = True
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank (dropout is seeded per micro-batch)
 
     train_set, val_set = phase_data(cfg)
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
@@ -384,6 +396,7 @@ def train(cfg):
             diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
             raise ConfigError(f"--resume: {ckpt_path} was made with other settings ({', '.join(diff)})")
         model, vocab, _ = load_checkpoint(ckpt_path, device)
+        init_fp = resumed.get("init_fingerprint")
     elif cfg.init_from.startswith("gpt2:"):  # GPT-2's weights (Hugging Face layout) + a pause row
         if cfg.vocab != "full":
             raise ConfigError("init_from='gpt2:...' needs vocab='full'")
@@ -398,6 +411,8 @@ def train(cfg):
                               bias=cfg.bias)).to(device)
     else:
         model, vocab, _ = load_checkpoint(cfg.init_from, device)  # fresh optimizer: a new phase
+    if resumed is None:
+        init_fp = None if cfg.init_from == "scratch" else fingerprint(model.state_dict())
     block = model.config.block_size  # a checkpoint's own block_size wins over cfg's
     train_data, val_data = (make_batcher(cfg, d, vocab, block) for d in (train_set, val_set))
     val_rng = np.random.default_rng(0)  # the same val batches at every evaluation and for every seed
@@ -408,9 +423,6 @@ def train(cfg):
     start, val_loss = 0, float("nan")
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
-        torch.set_rng_state(resumed["rng"]["torch"].cpu())
-        if resumed["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(resumed["rng"]["cuda"])
         start, val_loss = resumed["step"], resumed["val_loss"]
     raw_model = model  # checkpoints hold this module's weights, never a compile/DDP wrapper's
     if cfg.compile and device_type == "cuda":
@@ -419,10 +431,14 @@ def train(cfg):
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device_type == "cuda" else None)
     accum = cfg.grad_accum // world  # micro-batches per process
     bad_step = torch.full((), -1, device=device)  # first step with a non-finite loss, kept on device
-    t_train, t0 = 0.0, time.time()
-    bar = tqdm(range(start, cfg.max_iters + 1), desc=f"{cfg.phase} {os.path.basename(cfg.out_dir)}",
-               disable=not (cfg.progress and master), dynamic_ncols=True, leave=False, initial=start,
-               total=cfg.max_iters + 1)
+    t_train, n_tokens, t0 = 0.0, 0, time.time()
+    mark = (start, 0.0, 0)  # (step, training seconds, tokens) at the last plain log line
+    name = f"{cfg.phase} {os.path.basename(cfg.out_dir)}"
+    # a bar on a terminal (tqdm's disable=None turns it off when stderr is not one); in a log file,
+    # under nohup or in CI, one plain line per evaluation instead of carriage-return redraws
+    bar = tqdm(range(start, cfg.max_iters + 1), desc=name, disable=None if cfg.progress and master else True,
+               dynamic_ncols=True, leave=False, initial=start, total=cfg.max_iters + 1)
+    plain_log = cfg.progress and master and bar.disable
     for it in bar:
         last_step = it == cfg.max_iters
         if (it % cfg.eval_interval == 0 or last_step) and not (resumed is not None and it == start):
@@ -432,7 +448,13 @@ def train(cfg):
                 raise TrainingError(f"step {it}: validation loss is {val_loss}; stopped, {ckpt_path} keeps "
                                     "the last good checkpoint")
             if master:
-                save_checkpoint(ckpt_path, raw_model, optimizer, cfg, it, val_loss, vocab)
+                save_checkpoint(ckpt_path, raw_model, optimizer, cfg, it, val_loss, vocab, init_fp)
+            if plain_log:  # averages since the previous line
+                steps, secs = it - mark[0], t_train - mark[1]
+                print(f"{name}: step {it}/{cfg.max_iters}, val loss {val_loss:.4f}" + (
+                      f", loss {loss.item():.4f}, lr {lr:.1e}, {1000 * secs / steps:.0f} ms/step, "
+                      f"{(n_tokens - mark[2]) / secs:,.0f} tok/s" if steps else ""), flush=True)
+                mark = (it, t_train, n_tokens)
         if last_step:
             break
         lr = get_lr(it, cfg)
@@ -445,6 +467,9 @@ def train(cfg):
             rng = np.random.default_rng([cfg.seed, it, rank * accum + micro])
             x, y = (torch.from_numpy(a).to(device, non_blocking=True)
                     for a in train_data.get(cfg.batch_size, rng))
+            # dropout masks from the same key: ranks draw different masks, N processes draw the masks
+            # one process would, and a resumed run needs no generator state
+            torch.manual_seed(int(rng.integers(2**63)))
             tokens += x.numel() * world
             # DDP averages gradients over ranks; sync only on the last micro-batch
             sync = model.no_sync() if world > 1 and micro < accum - 1 else nullcontext()
@@ -463,6 +488,7 @@ def train(cfg):
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.1e}",
                             ms=f"{1000 * dt:.0f}", tok_s=f"{tokens / dt:,.0f}")
         t_train += time.time() - t
+        n_tokens += tokens
     bar.close()
     if world > 1:
         torch.distributed.barrier()

@@ -2,8 +2,8 @@
 #   python train.py configs/gpt2_pauseft_gsm8k.py                  # PauseFT (StdPT_PauseFT from GPT-2)
 #   python train.py configs/gpt2_pauseft_gsm8k.py --n_pause=0 --out_dir=out/gsm8k_std   # the baseline
 #   python eval.py --ckpt=out/gsm8k_pause/ckpt.pt                   # GSM8k accuracy on test_file
-# models/gpt2: a Hugging Face GPT-2 folder (config.json, pytorch_model.bin); data/gsm8k: GSM8k's
-# train.jsonl and test.jsonl as published. Nothing is downloaded by this code.
+# models/gpt2: a Hugging Face GPT-2 folder (config.json + model.safetensors or pytorch_model.bin);
+# data/gsm8k: GSM8k's train.jsonl and test.jsonl as published. Nothing is downloaded by this code.
 phase = "finetune"
 vocab = "full"
 init_from = "gpt2:models/gpt2"

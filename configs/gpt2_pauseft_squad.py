@@ -2,8 +2,8 @@
 #   python train.py configs/gpt2_pauseft_squad.py                  # PauseFT (StdPT_PauseFT from GPT-2)
 #   python train.py configs/gpt2_pauseft_squad.py --n_pause=0 --out_dir=out/squad_std   # the baseline
 #   python eval.py --ckpt=out/squad_pause/ckpt.pt                   # SQuAD exact match on test_file
-# models/gpt2: a Hugging Face GPT-2 folder (config.json, pytorch_model.bin); data/squad: SQuAD's
-# train-v1.1.json and dev-v1.1.json as published. Nothing is downloaded by this code.
+# models/gpt2: a Hugging Face GPT-2 folder (config.json + model.safetensors or pytorch_model.bin);
+# data/squad: SQuAD's train-v1.1.json and dev-v1.1.json as published. Nothing is downloaded by this code.
 phase = "finetune"
 vocab = "full"
 init_from = "gpt2:models/gpt2"

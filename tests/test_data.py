@@ -169,6 +169,15 @@ def test_splits_do_not_overlap():
     assert make_examples("keysum", 50, "test", 1) != sets["test"][:50]
 
 
+def test_split_of_is_pinned_to_known_outputs():
+    # a change of hash, byte order or modulus would silently move prompts between splits (and make
+    # every committed result incomparable): pinned on fixed strings
+    marks = {"train": ".", "val": "v", "test": "T"}
+    assert "".join(marks[split_of(f"{i} | {i % 7} =")] for i in range(60)) == \
+        "...v...v.........T...............v................T.....T..."
+    assert split_of("a") == "test" and split_of("b") == "train"
+
+
 @pytest.mark.parametrize("task", list(data.TASKS))
 def test_task_alphabet_covers_every_split(task):
     vocab = data.task_vocab(task)
@@ -249,7 +258,7 @@ def test_prepare_named_corpus_downloads_resumes_and_splits_documents(tmp_path, m
     (site / "valid.txt").write_text(stories[2] + "\n")
     server = RangeHandler.serve(str(site))
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setitem(data.SOURCES, "tiny", {"urls": [f"{base}/train.txt", f"{base}/valid.txt"],
+    monkeypatch.setitem(data.SOURCES, "tiny", {"train": [f"{base}/train.txt"], "val": [f"{base}/valid.txt"],
                                                "split_on": "<|endoftext|>"})
     out = tmp_path / "bins"
     (out / "raw").mkdir(parents=True)
@@ -261,11 +270,14 @@ def test_prepare_named_corpus_downloads_resumes_and_splits_documents(tmp_path, m
     finally:
         server.shutdown()
     assert (out / "raw" / "train.txt").read_bytes() == raw
-    stream = np.concatenate([np.fromfile(out / f"{s}.bin", dtype=np.uint16) for s in ("train", "val")])
-    text = get_encoding().decode(stream.astype(np.int64).tolist())
-    assert (stream == EOT_ID).sum() == 3  # one end token per story: the literal separators became real ones
-    assert [t.strip() for t in text.split("<|endoftext|>")[:3]] == stories
+    def text_of(split):
+        return get_encoding().decode(np.fromfile(out / f"{split}.bin", dtype=np.uint16).astype(np.int64).tolist())
+    # train.bin holds the train file's stories, val.bin exactly the official validation file's: one end
+    # token per story (the literal separators became real ones), and no validation story in train.bin
+    train_docs, val_docs = text_of("train").split("<|endoftext|>"), text_of("val").split("<|endoftext|>")
+    assert [t.strip() for t in train_docs] == stories[:2] + [""]
+    assert [t.strip() for t in val_docs] == stories[2:] + [""]
     # no network behind an address: a clear one-line error that says a rerun resumes
-    monkeypatch.setitem(data.SOURCES, "gone", {"urls": ["http://127.0.0.1:9/x.txt"], "split_on": ""})
+    monkeypatch.setitem(data.SOURCES, "gone", {"train": ["http://127.0.0.1:9/x.txt"], "val": [], "split_on": ""})
     with pytest.raises(data.DataError, match="download of .* failed.*resume"):
         data.prepare(dataclasses.replace(cfg, name="gone", out=str(tmp_path / "gone")))

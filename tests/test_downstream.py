@@ -80,7 +80,7 @@ def test_coqa_loader_keeps_the_conversation(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(coqa))
     ex = d.load("coqa", tmp_path / "c.json")
     assert ex[1]["prefix"] == "Ann has a red bike.\nQ: Who has a bike?\nA: Ann\nQ: What color?\nA:"
-    assert ex[1]["target"] == " red" and d.METRICS["coqa"] is d.f1
+    assert ex[1]["target"] == " red" and d.METRICS["coqa"] is d.coqa_f1
 
 
 def test_nq_and_webquestions_loaders(tmp_path):
@@ -108,7 +108,8 @@ def test_choice_loaders(tmp_path):
     assert {"hellaswag", "piqa"} == d.RANKED
 
 
-def test_ranking_by_likelihood_matches_a_full_forward():
+@pytest.mark.parametrize("placement", ["append", "prepend"])
+def test_ranking_by_likelihood_matches_a_full_forward(placement):
     import torch
 
     import eval as ev
@@ -118,15 +119,78 @@ def test_ranking_by_likelihood_matches_a_full_forward():
     torch.manual_seed(0)
     model = GPT(GPTConfig(block_size=64, vocab_size=vocab.size, n_layer=1, n_head=1, n_embd=8)).eval()
     prefix, choice, m = vocab.encode("The cat sat on the"), vocab.encode(" warm mat"), 3
-    seq = torch.tensor(list(prefix) + [vocab.pause_id] * m + list(choice))
+    pauses = [vocab.pause_id] * m
+    head = list(prefix) + pauses if placement == "append" else pauses + list(prefix)
+    seq = torch.tensor(head + list(choice))
     with torch.no_grad():
         logits, _ = model(seq[None], torch.zeros_like(seq)[None])
     logp = torch.log_softmax(logits.view(len(seq), -1), -1)
-    start = len(prefix) + m  # the first choice token; it is predicted by the position before it
+    start = len(head)  # the first choice token; it is predicted by the position before it
     expected = sum(logp[start - 1 + i, t].item() for i, t in enumerate(choice))
-    assert ev.choice_logprob(model, prefix, choice, m, vocab.pause_id) == pytest.approx(expected, rel=1e-5)
+    got = ev.choice_logprob(model, prefix, choice, m, vocab.pause_id, vocab.eot_id, placement)
+    assert got == pytest.approx(expected, rel=1e-5)
+    if placement == "prepend":  # the same pauses after the prompt give another likelihood
+        assert ev.choice_logprob(model, prefix, choice, m, vocab.pause_id, vocab.eot_id) != pytest.approx(got)
     examples = [{"prefix": "The cat sat on the", "choices": [" warm mat", " moon", " idea"], "label": k} for k in range(3)]
-    scores = [ev.choice_logprob(model, prefix, vocab.encode(c), m, vocab.pause_id) for c in examples[0]["choices"]]
+    scores = [ev.choice_logprob(model, prefix, vocab.encode(c), m, vocab.pause_id, vocab.eot_id, placement)
+              for c in examples[0]["choices"]]
     best = int(max(range(3), key=lambda i: scores[i]))
-    assert ev.rank_accuracy(model, vocab, examples, m) == pytest.approx(1 / 3)  # right for label == best only
-    assert ev.rank_accuracy(model, vocab, [examples[best]], m) == 1.0
+    acc, _ = ev.rank_accuracy(model, vocab, examples, m, placement=placement)
+    assert acc == pytest.approx(1 / 3)  # right for label == best only
+    assert ev.rank_accuracy(model, vocab, [examples[best]], m, placement=placement)[0] == 1.0
+
+
+def test_length_normalised_ranking_divides_by_characters(monkeypatch):
+    import eval as ev
+    from data import Vocab
+    from model import GPT, GPTConfig
+    vocab = Vocab(None)
+    model = GPT(GPTConfig(block_size=64, vocab_size=vocab.size, n_layer=1, n_head=1, n_embd=8)).eval()
+    fixed = {" x": -3.0, " a long ending": -6.0}  # raw sum prefers " x"; per character the long one wins
+    monkeypatch.setattr(ev, "choice_logprob", lambda m, p, c, *a: fixed[vocab.decode(c)])
+    examples = [{"prefix": "Q", "choices": [" x", " a long ending"], "label": 1}]
+    assert ev.rank_accuracy(model, vocab, examples, 2) == (0.0, 1.0)
+
+
+def test_commonsense_qa_scores_the_letter_exactly():
+    item = [{"answers": ["A"]}]
+    for wrong in ["", " ", " the", " .", " B", "the A"]:
+        assert d.score("commonsense_qa", [wrong], item) == 0.0, wrong  # SQuAD's normalisation made these 1
+    for right in [" A", "A", " a", " A. tree"]:
+        assert d.score("commonsense_qa", [right], item) == 1.0, right
+
+
+def test_squad_normalisation_drops_punctuation_before_articles():
+    assert d.normalize("A-list") == "alist"  # articles after punctuation: "A-list" must not become "list"
+    assert d.exact_match("list", ["A-list"]) == 0.0 and d.exact_match("alist", ["A-list"]) == 1.0
+
+
+def test_coqa_uses_additional_answers_with_leave_one_out(tmp_path):
+    coqa = {"data": [{"story": "Ann has a red bike.", "questions": [{"input_text": "What color?", "turn_id": 1}],
+                      "answers": [{"input_text": "red", "turn_id": 1}],
+                      "additional_answers": {"0": [{"input_text": "red bike", "turn_id": 1}],
+                                             "1": [{"input_text": "a red one", "turn_id": 1}],
+                                             "2": [{"input_text": "blue", "turn_id": 1}]}}]}
+    (tmp_path / "c.json").write_text(json.dumps(coqa))
+    ex = d.load("coqa", tmp_path / "c.json")
+    assert ex[0]["answers"] == ["red", "red bike", "a red one", "blue"] and ex[0]["target"] == " red"
+    # F1 of "red" vs each reference: 1, 2/3, 2/3 ("a" is an article), 0. Leaving out each reference in turn
+    # and taking the best of the rest: 2/3, 1, 1, 1 -> mean 11/12 (CoQA's official scorer)
+    assert d.score("coqa", ["red"], ex) == pytest.approx(11 / 12)
+    assert d.coqa_f1("red", ["red"]) == 1.0  # one reference: plain F1
+
+
+def test_lambada_is_exact_match_of_the_word():
+    item = [{"answers": ["friend"]}]
+    assert d.score("lambada", [" friend"], item) == 1.0
+    for wrong in [" Friend", " friend.", " the friend", " friends", ""]:
+        assert d.score("lambada", [wrong], item) == 0.0, wrong
+
+
+def test_webquestions_answers_keep_their_parentheses(tmp_path):
+    wq = [{"url": "u", "utterance": "what game?", "targetValue":
+           '(list (description "Sonic the Hedgehog (2006)") (description Sonic) (description "say \\"hi\\""))'}]
+    (tmp_path / "wq.json").write_text(json.dumps(wq))
+    ex = d.load("web_questions", tmp_path / "wq.json")
+    assert ex[0]["answers"] == ["Sonic the Hedgehog (2006)", "Sonic", 'say "hi"']
+    assert ex[0]["target"] == " Sonic the Hedgehog (2006)"

@@ -1,10 +1,14 @@
 """eval.py: a tiny end-to-end comparison produces the table and the JSON with all four variants."""
+import dataclasses
 import json
 
 import pytest
+import torch
 
+import data
 import eval as ev
 from eval import EvalConfig, compare
+from model import GPTConfig
 
 PT = """n_layer = 1
 n_head = 2
@@ -93,3 +97,100 @@ def test_plot_is_optional(tmp_path, monkeypatch):
 def test_bad_variant_is_an_error(tiny_configs, capsys):
     assert ev.main([f"--{k}={v}" for k, v in tiny_configs.items()] + ["--variants=Foo"]) == 2
     assert "unknown variant 'Foo'" in capsys.readouterr().err
+
+
+class Scripted(torch.nn.Module):
+    """A stand-in model whose generate() continues each prompt with a scripted list of tokens."""
+
+    def __init__(self, script, block_size=64):
+        super().__init__()
+        self.config = GPTConfig(block_size=block_size)
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # answer() reads the device from here
+        self.script = script
+
+    def generate(self, idx, max_new_tokens, **kw):
+        rows = [r + self.script[tuple(r)][:max_new_tokens] for r in idx.tolist()]
+        return torch.tensor(rows)
+
+
+def test_an_answer_that_never_ends_is_wrong():
+    """accuracy() must leave room for the end token: a model that writes the right tokens and then goes
+    on (never ending its answer) has not given the right answer."""
+    vocab = data.task_vocab("keysum")
+    pairs = data.make_examples("keysum", 20, "test", 0)
+    digit = vocab.encode(" 1")[0]
+    script = {tuple(vocab.encode(p).tolist()): vocab.encode(t).tolist() + [digit] * 5 for p, t in pairs}
+    assert ev.accuracy(Scripted(script), vocab, pairs, 0) == 0.0
+    ended = {k: v[:-5] + [vocab.eot_id] for k, v in script.items()}
+    assert ev.accuracy(Scripted(ended), vocab, pairs, 0) == 1.0
+
+
+def test_a_finetune_of_an_older_pretrained_model_is_not_reused(tiny_configs, capsys):
+    """Pretrain, finetune; then the pretraining recipe changes and only pretraining reruns (as when a run
+    is interrupted before its finetunes): the finetune's config is unchanged, but it is stale."""
+    ecfg = EvalConfig(**tiny_configs)
+    pt = ev.phase_config(ecfg, "pretrain", 1337, out_dir=f"{ecfg.out_dir}/pt")
+    ft = ev.phase_config(ecfg, "finetune", 1337, init_from=f"{ecfg.out_dir}/pt/ckpt.pt", n_pause=3,
+                         out_dir=f"{ecfg.out_dir}/ft")
+    ev.ensure_trained(pt)
+    ev.ensure_trained(ft)
+    capsys.readouterr()
+    ev.ensure_trained(ft)
+    assert "reusing" in capsys.readouterr().out  # same init weights, same config: reused
+    ev.ensure_trained(dataclasses.replace(pt, max_iters=pt.max_iters + 5))  # a new pretrained model
+    capsys.readouterr()
+    ev.ensure_trained(ft)
+    assert "training" in capsys.readouterr().out
+
+
+def spy_on(monkeypatch, name):
+    calls = []
+    real = getattr(ev, name)
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ev, name, spy)
+    return calls
+
+
+def test_ckpt_scoring_uses_the_checkpoints_placement(tmp_path, monkeypatch, capsys):
+    import train
+    args = ["--phase=finetune", "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--n_train=200",
+            "--n_val=40", "--n_test=30", "--batch_size=8", "--max_iters=2", "--eval_iters=1", "--n_pause=3",
+            "--placement=prepend", "--progress=False", f"--out_dir={tmp_path}"]
+    assert train.main(args) == 0
+    calls = spy_on(monkeypatch, "answer")
+    assert ev.main([f"--ckpt={tmp_path}/ckpt.pt", "--progress=False"]) == 0
+    assert calls[-1][1]["placement"] == "prepend" and calls[-1][1]["filler_id"] is None
+    assert "M_inf=3 prepended" in capsys.readouterr().out
+    vocab = train.load_checkpoint(f"{tmp_path}/ckpt.pt")[1]
+    assert ev.main([f"--ckpt={tmp_path}/ckpt.pt", "--progress=False", "--filler=dot", "--n_inf=2"]) == 0
+    assert calls[-1][1]["filler_id"] == vocab.dot_id and calls[-1][0][2] == 2
+
+
+def test_downstream_scoring_threads_placement_and_filler(tmp_path, monkeypatch):
+    """On a real task format: the baseline's dot row gives dots, prepend-finetuned models are scored with
+    prepended pauses, in generation and in likelihood ranking alike."""
+    import json
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"#### {2 * i}"} for i in range(12)]
+    (tmp_path / "g.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    piqa = [{"goal": f"goal {i}", "sol1": "a", "sol2": "b b"} for i in range(12)]
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in piqa))
+    (tmp_path / "p-labels.lst").write_text("0\n1\n" * 6)
+    tiny = "n_layer = 1\nn_head = 1\nn_embd = 8\nblock_size = 32\nbatch_size = 2\nmax_iters = 2\neval_iters = 1\n"
+    (tmp_path / "pt.py").write_text(tiny + "vocab = 'full'\nn_pretrain = 200\nn_val = 20\n")
+    answers, choices = spy_on(monkeypatch, "answer"), spy_on(monkeypatch, "choice_logprob")
+    for task, data_file in (("gsm8k", "g.jsonl"), ("piqa", "p.jsonl")):
+        (tmp_path / "ft.py").write_text(f"vocab = 'full'\ntask = '{task}'\nmax_answer_tokens = 4\nn_val = 4\n"
+                                        f"batch_size = 2\nmax_iters = 2\neval_iters = 1\n"
+                                        f"train_file = '{tmp_path / data_file}'\ntest_file = '{tmp_path / data_file}'\n")
+        ev.compare(EvalConfig(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"),
+                              out_dir=str(tmp_path / task), n_pause=2, seeds=1, progress=False, plot=False,
+                              variants="StdPT_StdFT,StdPT_PauseFT", sweep=False, filler="dot", placement="prepend"))
+    from data import Vocab
+    dot, pause = Vocab(None).dot_id, Vocab(None).pause_id
+    seen = {(a[2], kw["filler_id"], kw["placement"]) for a, kw in answers}
+    assert seen == {(0, None, "append"), (2, dot, "append"), (2, None, "prepend"), (0, None, "prepend")}
+    seen = {(a[3], a[4], a[6]) for a, kw in choices}
+    assert seen == {(0, pause, "append"), (2, dot, "append"), (2, pause, "prepend"), (0, pause, "prepend")}

@@ -196,3 +196,39 @@ def test_decoding_head_copy_follows_weight_updates():
     after = model.generate(idx, 6)
     assert torch.equal(after, model.generate(idx, 6, use_cache=False))
     assert not torch.equal(before, after)
+
+
+class Successor(GPT):
+    """A GPT whose next token is a fixed function of the last token (next_of[last]); it still goes
+    through generate's cache and stopping logic, so those can be tested with exact outputs."""
+
+    def __init__(self, next_of, vocab_size=V):
+        super().__init__(GPTConfig(block_size=32, vocab_size=vocab_size, n_layer=1, n_head=1, n_embd=8))
+        self.next_of = next_of
+
+    def forward(self, idx, targets=None, cache=None):
+        if cache is not None:
+            cache.pos += idx.size(1)
+        logits = torch.zeros(idx.size(0), 1, self.config.vocab_size)
+        logits[torch.arange(idx.size(0)), 0, [self.next_of.get(int(t), 0) for t in idx[:, -1]]] = 1.0
+        return logits, None
+
+
+def test_generate_stops_only_when_every_row_has_ended():
+    model = Successor({1: 2, 2: EOT, 5: 6, 6: 7, 7: 8, 8: 9, 9: EOT, EOT: 0})
+    out = model.generate(torch.tensor([[1], [5]]), 10, stop_id=EOT)
+    assert out[1, 1:].tolist() == [6, 7, 8, 9, EOT]  # row 1 goes on after row 0 has ended
+    assert out[0, 1:3].tolist() == [2, EOT]
+    assert answer(model, [[1], [5]], 0, PAUSE, EOT, max_new_tokens=10) == [[2], [6, 7, 8, 9]]  # no end token
+
+
+def test_answer_never_produces_padding_ids_of_the_full_vocab():
+    from data import Vocab
+    vocab = Vocab(None)
+    padding = 50300  # a row of the padded 50304-wide head that is no token
+    assert padding in vocab.unused_ids and 50257 not in vocab.unused_ids and 50256 not in vocab.unused_ids
+    model = Successor({1: padding, 2: padding}, vocab_size=vocab.size)
+    out = answer(model, [[1, 2]], 2, vocab.pause_id, vocab.eot_id, max_new_tokens=3, ban_ids=vocab.unused_ids)[0]
+    assert len(out) == 3 and all(t < vocab.pause_id for t in out)
+    vocab.decode(out)  # decodable: a padding id would raise KeyError here
+    assert Vocab.compact([1, 2, 3]).unused_ids == ()  # a compact vocab has no padding rows

@@ -51,9 +51,14 @@ def reference_logits(sd, idx):
     return ln(x, "transformer.ln_f.weight", "transformer.ln_f.bias") @ sd["transformer.wte.weight"].t()
 
 
-def test_from_pretrained_matches_reference(tmp_path):
+@pytest.mark.parametrize("layout", ["model.safetensors", "pytorch_model.bin"])
+def test_from_pretrained_matches_reference(layout, tmp_path):
     sd = hf_state_dict()
-    torch.save(sd, tmp_path / "pytorch_model.bin")
+    if layout == "model.safetensors":  # as transformers 5 writes it: no tied duplicate, no pickle
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in sd.items() if k != "lm_head.weight"}, tmp_path / layout)
+    else:
+        torch.save(sd, tmp_path / layout)
     (tmp_path / "config.json").write_text(json.dumps({"n_layer": L, "n_head": H, "n_embd": C, "n_positions": T,
                                                       "vocab_size": V}))
     model = GPT.from_pretrained(str(tmp_path)).eval()
@@ -67,6 +72,9 @@ def test_from_pretrained_matches_reference(tmp_path):
     wte = model.transformer.wte.weight
     torch.testing.assert_close(wte[PAUSE_ID], sd["transformer.wte.weight"].mean(0))
     assert model.lm_head.weight.data_ptr() == wte.data_ptr()
+    (tmp_path / layout).unlink()
+    with pytest.raises(FileNotFoundError, match="neither model.safetensors nor pytorch_model.bin"):
+        GPT.from_pretrained(str(tmp_path))
 
 
 def test_from_pretrained_without_prefix_and_missing_folder(tmp_path):

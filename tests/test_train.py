@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,8 +121,9 @@ def test_pretrain_from_token_files(tmp_path):
 
 
 def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path):
-    """torchrun with 2 gloo processes x 1 micro-batch == 1 process x 2 micro-batches, same weights."""
-    args = TINY + ["--max_iters=4", "--grad_accum=2", "--eval_interval=100", "--pause_frac=0.1"]
+    """torchrun with 2 gloo processes x 1 micro-batch == 1 process x 2 micro-batches, same weights, with
+    dropout on: the ranks must draw the dropout masks of micro-batches 0 and 1, not the same masks."""
+    args = TINY + ["--max_iters=4", "--grad_accum=2", "--eval_interval=100", "--pause_frac=0.1", "--dropout=0.2"]
     root = train.__file__.rsplit("/", 1)[0]
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "train.py", *args, f"--out_dir={tmp_path}/ddp"], cwd=root, capture_output=True,
@@ -156,3 +158,79 @@ def test_help_lists_every_key(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert all(f"--{f.name}=" in out for f in dataclasses.fields(Config)) and "--n_pause=0" in out
+
+
+# --- the batches the training script builds --------------------------------------------------------
+
+def test_pretraining_batches_carry_the_papers_pause_count():
+    """Through train.make_batcher (what train() uses): a window of L = block_size + 1 tokens gets
+    round(0.1 * L) pauses inserted at uniform slots, then is cut back to L; every position whose next
+    token is a pause has target -1. L = 58: round gives 6 pauses, floor would give 5."""
+    cfg = parse_config(TINY + ["--pause_frac=0.1", "--block_size=57"])
+    train_set, _ = train.phase_data(cfg)
+    vocab = train.task_vocab(cfg.task)
+    batcher = train.make_batcher(cfg, train_set, vocab, 57)
+    x, y = batcher.get(4000, np.random.default_rng(0))
+    P, L, n = vocab.pause_id, 58, 6
+    # each of the first L - 1 of the L + n slots holds a pause with probability n / (L + n)
+    expected = (L - 1) * n / (L + n)  # 5.34 (floor: 57 * 5 / 63 = 4.52)
+    assert abs((x == P).sum(1).mean() - expected) < 0.1
+    assert ((y == -1) == np.concatenate([x[:, 1:] == P, y[:, -1:] == -1], 1)).all()  # -1 exactly before a pause
+    assert ((x == P) & (y == -1)).sum() < (x == P).sum()  # a pause input still predicts the next real token
+    plain = train.make_batcher(dataclasses.replace(cfg, pause_frac=0.0), train_set, vocab, 57)
+    assert not (plain.get(100, np.random.default_rng(0))[0] == P).any()
+
+
+@pytest.mark.parametrize("placement", ["append", "prepend"])
+def test_finetuning_batches_put_the_pauses_where_placement_says(placement):
+    cfg = parse_config(TINY + ["--phase=finetune", "--n_pause=5", f"--placement={placement}"])
+    train_set, _ = train.phase_data(cfg)
+    vocab = train.task_vocab(cfg.task)
+    x, y = train.make_batcher(cfg, train_set, vocab, 32).get(64, np.random.default_rng(0))
+    prompt_len = len(vocab.encode(train_set[0][0]))  # every keysum prompt has the same length
+    pauses = x == vocab.pause_id
+    assert (pauses.sum(1) == 5).all()
+    where = slice(prompt_len, prompt_len + 5) if placement == "append" else slice(0, 5)
+    assert pauses[:, where].all()
+    first_target = prompt_len + 5 - 1  # the last pause (append) or the last prompt token (prepend)
+    assert (y[:, :first_target] == -1).all() and (y[:, first_target] != -1).all()
+
+
+# --- logs ------------------------------------------------------------------------------------------
+
+def test_log_file_gets_plain_lines_and_a_terminal_gets_bars(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+    args = [sys.executable, "train.py", *TINY, "--progress=True", "--max_iters=30", "--eval_interval=10",
+            "--log_interval=1"]
+    root = train.__file__.rsplit("/", 1)[0]
+    piped = subprocess.run(args + [f"--out_dir={tmp_path}/a"], cwd=root, capture_output=True, text=True)
+    log = piped.stdout + piped.stderr
+    assert piped.returncode == 0 and "\r" not in log  # no bar redraws in a log
+    lines = [line for line in log.splitlines() if "val loss" in line and "/30" in line]
+    assert [line.split("step ")[1].split(",")[0] for line in lines] == ["0/30", "10/30", "20/30", "30/30"]
+    assert "ms/step" in lines[-1] and "tok/s" in lines[-1]
+    master, slave = pty.openpty()  # a terminal (120 columns): the bar is drawn
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    chunks = []
+
+    def read():  # drain the terminal while the run writes to it (a full pty buffer would block it)
+        while True:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+    reader = threading.Thread(target=read)
+    reader.start()
+    done = subprocess.run(args + [f"--out_dir={tmp_path}/b"], cwd=root, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    reader.join(10)
+    os.close(master)
+    drawn = b"".join(chunks)
+    assert done.returncode == 0 and b"\r" in drawn and b"/31 [" in drawn and b"val loss" not in drawn
