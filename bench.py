@@ -138,12 +138,14 @@ def repro_worker(steps, out_dir):
     x, w, head = torch.randn(B, T, C), torch.randn(3 * C, C) * 0.02, torch.randn(V, C) * 0.02
     q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in F.linear(x, w).split(C, 2))
     xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
-    F.linear(F.layer_norm(xg, (C,)), wg).square().sum().backward()
+    gain, bias = torch.ones(C, requires_grad=True), torch.zeros(C, requires_grad=True)
+    F.linear(F.layer_norm(xg, (C,), gain, bias), wg).square().sum().backward()
     ops = {"linear (matmul)": F.linear(x, w), "output head (matmul)": x @ head.t(),
            "layer norm": F.layer_norm(x, (C,)), "attention (SDPA)": F.scaled_dot_product_attention(q, k, v, is_causal=True),
            "GELU": F.gelu(x), "softmax": torch.softmax(x, -1),
            "cross-entropy": F.cross_entropy((x @ head.t()).view(-1, V), torch.arange(B * T) % V),
-           "sum": x.sum(), "backward (layer norm + linear)": torch.cat([xg.grad.ravel(), wg.grad.ravel()])}
+           "sum": x.sum(), "linear and layer norm backward (inputs)": torch.cat([xg.grad.ravel(), wg.grad.ravel()]),
+           "layer norm backward (gain and bias)": torch.cat([gain.grad, bias.grad])}
     hashes = {name: hashlib.sha256(t.detach().contiguous().numpy().tobytes()).hexdigest()[:12] for name, t in ops.items()}
     config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "pretrain.py")
     cfg = parse_config([config, f"--max_iters={steps}", f"--eval_interval={steps}", "--progress=False",

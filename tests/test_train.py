@@ -234,3 +234,18 @@ def test_log_file_gets_plain_lines_and_a_terminal_gets_bars(tmp_path):
     os.close(master)
     drawn = b"".join(chunks)
     assert done.returncode == 0 and b"\r" in drawn and b"/31 [" in drawn and b"val loss" not in drawn
+
+
+def test_no_val_or_test_prompt_reaches_training():
+    """The data each phase trains on (train.phase_data, what train() uses) holds train-split prompts only;
+    validation holds val-split prompts, and eval scores test-split prompts."""
+    from data import make_examples, split_of
+    pt = parse_config(TINY + ["--n_pretrain=2000"])
+    texts, val_texts = train.phase_data(pt)
+    prompt = lambda text: text[: text.index("=") + 1]  # noqa: E731  (a keysum text is prompt + answer)
+    assert len(texts) == 2000 and {split_of(prompt(t)) for t in texts} == {"train"}
+    assert {split_of(prompt(t)) for t in val_texts} == {"val"}
+    ft = parse_config(TINY + ["--phase=finetune"])
+    pairs, val_pairs = train.phase_data(ft)
+    assert {split_of(p) for p, _ in pairs} == {"train"} and {split_of(p) for p, _ in val_pairs} == {"val"}
+    assert {split_of(p) for p, _ in make_examples(ft.task, ft.n_test, "test", ft.data_seed)} == {"test"}
