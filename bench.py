@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from data import insert_pauses
-from eval import machine
+from eval import commit, machine
 from model import GPT, GPTConfig
 from train import parse_config, pick_device, run_cli
 
@@ -54,6 +54,7 @@ class BenchConfig:
     device: str = "auto"
     suite: str = "speed"         # "speed" (the measures above) or "repro" (what changes the bits on CPU)
     repro_steps: int = 150       # training steps per setting in the repro suite
+    out: str = ""                # repro suite: also write <out>.md and <out>.json
 
 
 def sync(device):
@@ -173,14 +174,28 @@ def repro(cfg):
             results[name] = {**json.loads(p.stdout.strip().splitlines()[-1]), "env": env}
             print(f"  {name}: done", flush=True)
     base = results["this machine"]
-    print(f"\n| setting | kernels whose output differs from this machine's | weights after {cfg.repro_steps} "
-          "steps | val loss |\n|---|---|---|---|")
+    lines = [f"| setting | environment | kernels whose output differs from this machine's | weights after "
+             f"{cfg.repro_steps} steps | val loss |", "|---|---|---|---|---|"]
     for name, r in results.items():
         differ = [op for op, h in r["ops"].items() if h != base["ops"][op]]
         r["ops_differ"], r["weights_equal"] = differ, r["weights"] == base["weights"]
-        print(f"| {name} | {', '.join(differ) or 'none'} | {'identical' if r['weights_equal'] else 'differ'} "
-              f"| {r['val_loss']:.6f} |")
-    out = {"suite": "repro", "config": asdict(cfg), "machine": machine(), "settings": results}
+        env = " ".join(f"{k}={v}" for k, v in r["env"].items()) or "-"
+        lines.append(f"| {name} | {env} | {', '.join(differ) or 'none'} | "
+                     f"{'identical' if r['weights_equal'] else 'differ'} | {r['val_loss']:.6f} |")
+    out = {"suite": "repro", "command": " ".join(["python"] + sys.argv), "commit": commit(),
+           "config": asdict(cfg), "machine": machine(), "settings": results}
+    m = out["machine"]
+    head = (f"`{out['command']}` at commit {out['commit']} on {m['cpu']} family {m['cpu_family']} model "
+            f"{m['cpu_model']} ({'AVX-512' if m['avx512'] else 'no AVX-512'}; torch kernels {m['torch_cpu_capability']}, "
+            f"{m['threads']} threads)")
+    print("\n" + head + "\n\n" + "\n".join(lines))
+    if cfg.out:
+        import os
+        os.makedirs(os.path.dirname(cfg.out) or ".", exist_ok=True)
+        with open(cfg.out + ".md", "w") as f:
+            f.write(head + "\n\n" + "\n".join(lines) + "\n")
+        with open(cfg.out + ".json", "w") as f:
+            json.dump(out, f, indent=2)
     print(json.dumps(out))
     return out
 

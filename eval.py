@@ -239,6 +239,9 @@ def plot(rows, path):
     return path
 
 
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS")
+
+
 def machine():
     """What a result was computed on. CPU results depend on the instruction set torch's kernels use
     (AVX-512 or AVX2: `python bench.py --suite=repro`), so the CPU's family/model, its AVX-512 support,
@@ -253,7 +256,8 @@ def machine():
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {**info, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+    env = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}  # settings that change CPU results
+    return {**info, "env": env, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": gpu,
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
 

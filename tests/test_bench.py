@@ -1,0 +1,18 @@
+"""bench.py's repro suite: a second process on this machine is bit-identical, one thread is not."""
+import pytest
+import torch
+
+import bench
+
+
+def test_repro_suite_finds_the_thread_dependent_kernel(tmp_path, monkeypatch):
+    if torch.get_num_threads() < 2:
+        pytest.skip("needs 2 threads to compare with 1")  # CI machines have 2 cores
+    monkeypatch.setattr(bench, "REPRO_SETTINGS", {"this machine": {}, "this machine, again": {},
+                                                  "1 thread": {"OMP_NUM_THREADS": "1"}})
+    cfg = bench.BenchConfig(suite="repro", repro_steps=3, out=str(tmp_path / "suite"))
+    res = bench.repro(cfg)["settings"]
+    again, one = res["this machine, again"], res["1 thread"]
+    assert again["ops_differ"] == [] and again["weights_equal"]
+    assert one["threads"] == 1 and "layer norm backward (gain and bias)" in one["ops_differ"]
+    assert "| 1 thread | OMP_NUM_THREADS=1 |" in (tmp_path / "suite.md").read_text()
