@@ -31,10 +31,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from data import insert_pauses
-from eval import commit, machine
+from common import commit, machine, parse_config, pick_device, run_cli
 from model import GPT, GPTConfig
-from train import parse_config, pick_device, run_cli
+from pause import insert_pauses
 
 
 @dataclass
@@ -106,6 +105,7 @@ def bench_train(cfg, device, compile_model):
 def main(argv):
     if argv[:1] == ["_repro_worker"]:  # one setting of the repro suite, in its own process
         return repro_worker(int(argv[1]), argv[2])
+
     def body():
         cfg = parse_config(argv, BenchConfig)
         return repro(cfg) if cfg.suite == "repro" else bench(cfg)
@@ -133,7 +133,8 @@ def repro_worker(steps, out_dir):
 
     import torch.nn.functional as F
 
-    from train import fingerprint, train
+    from common import fingerprint
+    from train import Config, train
     torch.manual_seed(0)
     B, T, C, H, V = 64, 64, 64, 4, 70  # the default's shapes
     x, w, head = torch.randn(B, T, C), torch.randn(3 * C, C) * 0.02, torch.randn(V, C) * 0.02
@@ -142,15 +143,17 @@ def repro_worker(steps, out_dir):
     gain, bias = torch.ones(C, requires_grad=True), torch.zeros(C, requires_grad=True)
     F.linear(F.layer_norm(xg, (C,), gain, bias), wg).square().sum().backward()
     ops = {"linear (matmul)": F.linear(x, w), "output head (matmul)": x @ head.t(),
-           "layer norm": F.layer_norm(x, (C,)), "attention (SDPA)": F.scaled_dot_product_attention(q, k, v, is_causal=True),
+           "layer norm": F.layer_norm(x, (C,)),
+           "attention (SDPA)": F.scaled_dot_product_attention(q, k, v, is_causal=True),
            "GELU": F.gelu(x), "softmax": torch.softmax(x, -1),
            "cross-entropy": F.cross_entropy((x @ head.t()).view(-1, V), torch.arange(B * T) % V),
            "sum": x.sum(), "linear and layer norm backward (inputs)": torch.cat([xg.grad.ravel(), wg.grad.ravel()]),
            "layer norm backward (gain and bias)": torch.cat([gain.grad, bias.grad])}
-    hashes = {name: hashlib.sha256(t.detach().contiguous().numpy().tobytes()).hexdigest()[:12] for name, t in ops.items()}
+    hashes = {name: hashlib.sha256(t.detach().contiguous().numpy().tobytes()).hexdigest()[:12]
+              for name, t in ops.items()}
     config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "pretrain.py")
     cfg = parse_config([config, f"--max_iters={steps}", f"--eval_interval={steps}", "--progress=False",
-                        f"--out_dir={out_dir}"])
+                        f"--out_dir={out_dir}"], Config)
     out = train(cfg)
     state = torch.load(out["ckpt"], weights_only=True)["model"]
     print(json.dumps({"ops": hashes, "weights": fingerprint(state), "val_loss": out["val_loss"],
@@ -186,7 +189,8 @@ def repro(cfg):
            "config": asdict(cfg), "machine": machine(), "settings": results}
     m = out["machine"]
     head = (f"`{out['command']}` at commit {out['commit']} on {m['cpu']} family {m['cpu_family']} model "
-            f"{m['cpu_model']} ({'AVX-512' if m['avx512'] else 'no AVX-512'}; torch kernels {m['torch_cpu_capability']}, "
+            f"{m['cpu_model']} ({'AVX-512' if m['avx512'] else 'no AVX-512'}; "
+            f"torch kernels {m['torch_cpu_capability']}, "
             f"{m['threads']} threads)")
     print("\n" + head + "\n\n" + "\n".join(lines))
     if cfg.out:

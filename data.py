@@ -1,16 +1,12 @@
 """
-Everything about data in nanopause: the tokenizer with <|pause|>, the pause rules of the paper as short
-numpy functions, the embedded synthetic tasks, and batching.
+Data for nanopause: the tokenizer with <|pause|>, the embedded synthetic tasks and their splits, and
+the training batches of each phase (which apply the pause rules of pause.py).
 
-The pause rules live here, each in one function (and each has a test in tests/test_data.py):
-  - insert_pauses      pause pretraining: random positions, ~10% of the length, cut back, pause targets -1
-  - format_example     pause finetuning/inference: prefix + M pauses + target (+ end), loss on target only
-  - collate            pad a batch to one length, padding targets -1
+  python data.py      # prints a pretraining and a finetuning batch, ignored targets shown as ·
 
-Try it:
-  python data.py            # prints a pretraining and a finetuning batch, ignored targets shown as ·
-  python data.py prepare --input=my_texts/ --out=data/mine   # text -> train.bin/val.bin for --data_dir
-  python data.py prepare --name=tinystories --out=data/tinystories   # downloads (resumable), then the same
+The tasks themselves are in tasks.py; keysum, the default, writes e.g. "3 1 4 1 5 9 | 7 =" -> " 31",
+and its training strings are exactly prefix + target, then <|endoftext|> (and pauses, in the pause
+variants: python data.py shows them).
 """
 import hashlib
 import importlib.util
@@ -21,14 +17,14 @@ from functools import lru_cache
 
 import numpy as np
 import tiktoken
-from tqdm import tqdm
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 from tiktoken_ext.openai_public import r50k_pat_str
 
+import downstream
+from common import DataError
+from pause import collate, format_example, insert_pauses, lm_targets
+from tasks import TASKS, corpus_text, make_examples
 
-
-class DataError(ValueError):
-    """Bad data or data settings: the scripts print it as one line and exit with code 2."""
 
 # -----------------------------------------------------------------------------
 # Tokenizer: GPT-2 BPE plus one special token
@@ -37,8 +33,9 @@ TOKENIZER_NAME = "gpt2+pause"
 EOT_ID = 50256    # <|endoftext|>, as in GPT-2
 PAUSE_ID = 50257  # <|pause|>: the first id after GPT-2's vocab, so GPT-2 weights keep their ids
 DOT_ID = 13       # '.', used only as the filler-token control (eval.py --filler=dot)
-PADDED_VOCAB = 50304  # nanoGPT's padding of 50258 up to a multiple of 64 (faster matmuls); ids above
-                      # PAUSE_ID are never produced by the tokenizer and never targets
+# nanoGPT's padding of 50258 up to a multiple of 64 (faster matmuls); the ids above PAUSE_ID are never
+# produced by the tokenizer, never targets, and never generated (Vocab.unused_ids)
+PADDED_VOCAB = 50304
 
 # The official sha256 of GPT-2's BPE files (the same ones tiktoken checks when it downloads them).
 VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
@@ -131,75 +128,6 @@ class Vocab:
     def decode(self, model_ids):
         return get_encoding().decode(self.to_gpt2(model_ids).tolist())
 
-# -----------------------------------------------------------------------------
-# The pause rules
-
-
-def pause_slots(B, L, n, rng):
-    """(B, L + n) bool: exactly n True per row, at uniformly random slots (where the pauses go)."""
-    if n == 0:
-        return np.zeros((B, L), dtype=bool)
-    # the n smallest of L+n iid uniform keys sit at a uniformly random n-subset of the slots; finding
-    # the n-th smallest value (np.partition) is several times faster than sorting or argpartition
-    keys = rng.random((B, L + n))
-    is_pause = keys <= np.partition(keys, n - 1, axis=1)[:, n - 1:n]
-    if np.count_nonzero(is_pause) != B * n:  # two equal 53-bit keys: ~1e-11 a row, yet the count is exact
-        tied = is_pause.sum(1) != n
-        slots = np.argsort(keys[tied], axis=1, kind="stable")[:, :n]
-        is_pause[tied] = False
-        rows = np.flatnonzero(tied)[:, None]
-        is_pause[rows, slots] = True
-    return is_pause
-
-
-def insert_pauses(seqs, pause_frac, pause_id, rng):
-    """Pause pretraining (the paper's rule): into each row of seqs (B, L) insert round(pause_frac * L)
-    pauses at uniformly random positions, then cut the row back to length L. Returns (B, L).
-
-    Choosing n of the L+n slots of the longer row uniformly at random is exactly "insert n pauses at
-    uniformly random positions"; the real tokens fill the other slots in order. No per-token loop."""
-    seqs = np.asarray(seqs)
-    B, L = seqs.shape
-    n = int(round(pause_frac * L))
-    is_pause = pause_slots(B, L, n, rng)
-    out = np.full((B, L + n), pause_id, dtype=seqs.dtype)
-    out[~is_pause] = seqs.ravel()  # row-major: each row gets its own L tokens, in order
-    return out[:, :L]
-
-
-def lm_targets(seqs, pause_id):
-    """Inputs and targets of a (B, T+1) token block for pretraining: the target of every position whose
-    next token is a pause is -1 (the loss never asks the model to predict a pause). A position whose
-    *input* is a pause still predicts the next real token."""
-    x, y = seqs[:, :-1], seqs[:, 1:].copy()
-    y[y == pause_id] = -1
-    return x, y
-
-
-def format_example(prefix, target, n_pause, pause_id, eot_id, placement="append"):
-    """Pause finetuning/inference format: prefix + [pause]*n_pause + target + [eot] (the paper's
-    appended pauses; placement="prepend" puts them before the prefix instead, its ablation).
-
-    Returns (x, y) of equal length: x the inputs, y the next-token targets, -1 on every position that
-    predicts a prefix or a pause token, so the loss falls on the target tokens and the end token only.
-    The last prompt position predicts the first target token. n_pause=0 is the standard format."""
-    pauses = np.full(n_pause, pause_id)
-    head = [prefix, pauses] if placement == "append" else [pauses, prefix]
-    seq = np.concatenate(head + [target, [eot_id]]).astype(np.int64)
-    x, y = seq[:-1], seq[1:].copy()
-    y[: len(prefix) + n_pause - 1] = -1
-    return x, y
-
-
-def collate(examples, pad_id):
-    """Right-pad (x, y) pairs to one length: inputs with pad_id, targets with -1. Returns (B, T) arrays."""
-    T = max(len(x) for x, _ in examples)
-    X = np.full((len(examples), T), pad_id, dtype=np.int64)
-    Y = np.full((len(examples), T), -1, dtype=np.int64)
-    for i, (x, y) in enumerate(examples):
-        X[i, : len(x)], Y[i, : len(y)] = x, y
-    return X, Y
-
 
 def show_batch(x, y, vocab, rows=2):
     """Print inputs over targets; ignored targets (-1) shown as ·, pauses as P, end tokens as E."""
@@ -210,105 +138,12 @@ def show_batch(x, y, vocab, rows=2):
         print(" y:", " ".join(f"{'·' if i < 0 else tok(i):>5}" for i in y[r]))
 
 # -----------------------------------------------------------------------------
-# Embedded synthetic tasks. A task is a function from a numpy Generator to one (prefix, target) text
-# pair, plus its alphabet: strings whose tokens cover every text it can write (that is its compact
-# vocab). Add one by writing the function and registering it in TASKS.
-
-
-def keysum(rng, n=6):
-    """Digits x_1..x_n, then a key k that arrives last; answer sum_i (x_i * k mod 10).
-    Every digit must be combined with the late key, and without pauses only the positions after the key
-    can do that work: a task where extra positions plausibly help."""
-    xs, k = rng.integers(0, 10, n), int(rng.integers(1, 10))
-    return " ".join(map(str, xs)) + f" | {k} =", f" {int(((xs * k) % 10).sum())}"
-
-
-def addition(rng, n=3):
-    """n-digit + n-digit addition, digits space separated (one token each)."""
-    a, b = rng.integers(0, 10, n), rng.integers(0, 10, n)
-    s = int("".join(map(str, a))) + int("".join(map(str, b)))
-    return f"{' '.join(map(str, a))} + {' '.join(map(str, b))} =", " " + " ".join(str(s))
-
-
-def summod(rng, n=8):
-    """Sum of n digits mod 10: every digit matters (a parity-like task)."""
-    xs = rng.integers(0, 10, n)
-    return " ".join(map(str, xs)) + " =", f" {int(xs.sum() % 10)}"
-
-
-def mult(rng):
-    """3-digit x 2-digit multiplication, digits space separated, answer digits too."""
-    a, b = rng.integers(0, 10, 3), rng.integers(0, 10, 2)
-    p = int("".join(map(str, a))) * int("".join(map(str, b)))
-    return f"{' '.join(map(str, a))} * {' '.join(map(str, b))} =", " " + " ".join(str(p))
-
-
-def hops(rng, chain=4, letters="abcdefgh"):
-    """Variable binding: two chains x1 = digit, x2 = x1, ... of `chain` variables each, statements
-    shuffled; the query names the end of one chain, whose digit is the answer (chain-1 hops)."""
-    names = rng.permutation(list(letters))[: 2 * chain]
-    digits = rng.choice(10, 2, replace=False)
-    stmts = []
-    for c in range(2):
-        v = names[c * chain:(c + 1) * chain]
-        stmts += [f"{v[0]} = {digits[c]}"] + [f"{v[i]} = {v[i - 1]}" for i in range(1, chain)]
-    q = int(rng.integers(0, 2))
-    order = rng.permutation(len(stmts))
-    return " , ".join(stmts[i] for i in order) + f" ; {names[q * chain + chain - 1]} =", f" {digits[q]}"
-
-
-@dataclass(frozen=True)
-class Task:
-    sample: callable
-    alphabet: tuple
-
-
-DIGITS = tuple(str(d) for d in range(10))
-TASKS = {
-    "keysum": Task(keysum, DIGITS + tuple(f" {i}" for i in range(55)) + (" |", " =")),
-    "addition": Task(addition, DIGITS + tuple(f" {d}" for d in DIGITS) + (" +", " =")),
-    "summod": Task(summod, DIGITS + tuple(f" {d}" for d in DIGITS) + (" =",)),
-    "mult": Task(mult, DIGITS + tuple(f" {d}" for d in DIGITS) + (" *", " =")),
-    "hops": Task(hops, tuple("abcdefgh") + tuple(f" {c}" for c in "abcdefgh")
-                 + tuple(f" {d}" for d in DIGITS) + (" =", " ,", " ;")),
-}
-# size of each task's prompt space, to say how much of it training covers
-SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None}
+# Task text to model ids
 
 
 def task_vocab(task):
     """The compact vocab of a task: the ids of its alphabet, plus the end, pause and '.' tokens."""
     return Vocab.compact(gpt2_ids_of(TASKS[task].alphabet))
-SPLITS = ("train", "val", "test")
-
-
-def split_of(prefix):
-    """Which split a prompt belongs to, from a hash of its text: 80/10/10. Because the split is a
-    function of the prompt, no prompt can ever land in two splits, whatever the seeds or sizes."""
-    h = int.from_bytes(hashlib.sha256(prefix.encode()).digest()[:8], "little") % 10
-    return "test" if h == 0 else "val" if h == 1 else "train"
-
-
-@lru_cache(maxsize=16)  # eval.py asks for the same sets in several runs
-def make_examples(task, n, split, seed):
-    """n distinct (prefix, target) pairs of one split, deterministic in (task, split, seed)."""
-    if task not in TASKS:
-        raise DataError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    rng = np.random.default_rng([seed, SPLITS.index(split), sum(map(ord, task))])
-    seen, out = set(), []
-    for _ in range(50 * n + 1000):  # bounded: a task whose space is too small fails loudly below
-        if len(out) == n:
-            return tuple(out)
-        prefix, target = TASKS[task].sample(rng)
-        if prefix not in seen and split_of(prefix) == split:
-            seen.add(prefix)
-            out.append((prefix, target))
-    raise DataError(f"task {task!r} has fewer than {n} distinct {split} prompts")
-
-
-def corpus_text(examples):
-    """Task instances written out with their answers, as pretraining text."""
-    return [p + t for p, t in examples]
 
 
 def encode_corpus(texts, vocab):
@@ -332,13 +167,14 @@ def gpt2_ids_of(texts):
 @dataclass
 class Batcher:
     """Random training batches. Pretraining: windows of a token stream (with pauses inserted when
-    pause_frac > 0). Finetuning: formatted (prefix, target) examples, pre-padded once."""
+    pause_frac > 0). Finetuning: formatted (prefix, target) examples with n_pause pauses each, pre-padded
+    once; n_pause may also be a sequence of one count per example (mixed pause counts)."""
     vocab: Vocab
     tokens: object = None      # pretraining stream: an array, or the path of a uint16 .bin token file
     examples: list = None      # finetuning (prefix_ids, target_ids) pairs
     block_size: int = 64
     pause_frac: float = 0.0
-    n_pause: int = 0
+    n_pause: object = 0        # int, or one int per example
     placement: str = "append"
 
     def __post_init__(self):
@@ -349,13 +185,13 @@ class Batcher:
             if size // 2 < self.block_size + 2:
                 raise DataError(f"{self.tokens} holds {size // 2} tokens, fewer than block_size + 2")
         if self.examples is not None:
-            self.X, self.Y = collate([format_example(p, t, self.n_pause, self.vocab.pause_id,
-                                                     self.vocab.eot_id, self.placement)
-                                      for p, t in self.examples],
+            counts = np.broadcast_to(self.n_pause, len(self.examples))
+            self.X, self.Y = collate([format_example(p, t, int(m), self.vocab.pause_id, self.vocab.eot_id,
+                                                     self.placement) for (p, t), m in zip(self.examples, counts)],
                                      self.vocab.eot_id)
             if self.X.shape[1] > self.block_size:
-                raise DataError(f"prefix + {self.n_pause} pauses + target is {self.X.shape[1]} tokens, "
-                                 f"longer than block_size {self.block_size}")
+                raise DataError(f"prefix + {counts.max()} pauses + target is {self.X.shape[1]} tokens, "
+                                f"longer than block_size {self.block_size}")
 
     def get(self, batch_size, rng):
         if self.examples is not None:
@@ -373,127 +209,43 @@ class Batcher:
         return lm_targets(seqs, self.vocab.pause_id)
 
 
-# -----------------------------------------------------------------------------
-# Real text: token files for memmap pretraining (train.py --data_dir=...)
+def phase_data(cfg):
+    """(train, val) of a training phase (cfg: train.Config): the paths of two token files (data_dir),
+    (prefix, target) pairs from a downstream task's train_file, or the embedded task (texts for
+    pretraining, pairs for finetuning). The embedded pretraining corpus holds train-split prompts only
+    (a different draw than the finetuning pairs), so no val/test prompt is seen in either phase."""
+    if cfg.data_dir:
+        paths = [os.path.join(cfg.data_dir, f"{split}.bin") for split in ("train", "val")]
+        for p in paths:
+            if not os.path.exists(p):
+                raise DataError(f"token file not found: {p}")
+        return paths
+    if cfg.task in downstream.LOADERS:  # the source's train file; its last n_val examples validate
+        if not os.path.isfile(cfg.train_file):
+            raise DataError(f"train_file not found: {cfg.train_file!r}")
+        pairs = [(e["prefix"], e["target"]) for e in downstream.load(cfg.task, cfg.train_file)]
+        if len(pairs) <= cfg.n_val:
+            raise DataError(f"{cfg.train_file} has {len(pairs)} examples, not more than n_val={cfg.n_val}")
+        return pairs[:-cfg.n_val], pairs[-cfg.n_val:]
+    if cfg.phase == "pretrain":
+        return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "train", cfg.data_seed + 1)),
+                corpus_text(make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed)))
+    return (make_examples(cfg.task, cfg.n_train, "train", cfg.data_seed),
+            make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed))
 
 
-@dataclass
-class PrepareConfig:
-    input: str = ""          # a text file, or a folder whose .txt files (recursively, sorted) are used
-    name: str = ""           # or a public corpus from SOURCES, downloaded (resumably) to <out>/raw
-    out: str = "data/local"  # writes <out>/train.bin and <out>/val.bin
-    split_on: str = ""       # a literal that separates documents inside a file ("" = one per file)
-    val_frac: float = 0.005  # --input only: the last this fraction of the tokens is the validation split
-    progress: bool = True
-
-
-# public corpora as plain text files: the train files, and the official validation files, which become
-# val.bin as they are (so no validation document is ever trained on); documents are separated by a literal
-HF = "https://huggingface.co/datasets"
-SOURCES = {
-    "tinystories": {"train": [f"{HF}/roneneldan/TinyStories/resolve/main/TinyStories-train.txt"],
-                    "val": [f"{HF}/roneneldan/TinyStories/resolve/main/TinyStories-valid.txt"],
-                    "split_on": "<|endoftext|>"},
-}
-
-
-def download(url, dest, progress=True):
-    """Fetch url to dest, resuming a partial dest.part with an HTTP Range request; only called when a
-    corpus is asked for by name. Any network failure is a DataError (one line, exit code 2)."""
-    import urllib.error
-    import urllib.request
-    if os.path.exists(dest):
-        return dest
-    part = dest + ".part"
-    have = os.path.getsize(part) if os.path.exists(part) else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as r:
-            if have and r.status != 206:  # the server ignored the range: start again
-                have = 0
-            total = have + int(r.headers.get("Content-Length", 0))
-            if progress:
-                print(f"downloading {url} -> {dest}" + (f" (resuming at {have:,} bytes)" if have else ""), flush=True)
-            with open(part, "ab" if have else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                                               desc=os.path.basename(dest),
-                                                               disable=None if progress else True) as bar:
-                while chunk := r.read(1 << 20):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError) as e:
-        raise DataError(f"download of {url} failed ({getattr(e, 'reason', e)}); run again to resume") from None
-    os.replace(part, dest)
-    return dest
-
-
-def documents(path, split_on, chunk_chars=1 << 24):
-    """The documents of one text file, read in chunks so that a multi-GB file never sits in memory."""
-    with open(path, encoding="utf-8", errors="replace") as src:
-        if not split_on:
-            yield src.read()
-            return
-        rest = ""
-        while chunk := src.read(chunk_chars):
-            *docs, rest = (rest + chunk).split(split_on)
-            yield from (doc for doc in docs if doc.strip())
-        if rest.strip():
-            yield rest
-
-
-def write_tokens(paths, split_on, out_path, progress):
-    """Tokenize the documents of paths into one uint16 file, each document followed by <|endoftext|>,
-    streamed (written to a temporary name, renamed when complete). Returns the number of tokens."""
-    enc, n, tmp = get_encoding(), 0, out_path + ".tmp"
-    with open(tmp, "wb") as f, tqdm(desc=f"tokenizing {os.path.basename(out_path)}", unit="doc",
-                                    disable=None if progress else True) as bar:
-        for path in paths:
-            for doc in documents(path, split_on):
-                ids = np.array(enc.encode_ordinary(doc) + [EOT_ID], dtype=np.uint16)
-                f.write(ids.tobytes())
-                n += len(ids)
-                bar.update(1)
-    os.replace(tmp, out_path)
-    return n
-
-
-def prepare(cfg):
-    """Tokenize text into uint16 GPT-2 ids, nanoGPT's format: each document followed by
-    <|endoftext|>. A named corpus keeps its own split (its official validation files become val.bin);
-    local text is one stream whose last val_frac becomes val.bin. Pauses are inserted at batch time, so
-    one prepared corpus serves StdPT and PausePT. Streams through files, so corpora larger than memory
-    work. Returns (train tokens, val tokens)."""
-    split_on = cfg.split_on
-    if cfg.name:
-        if cfg.name not in SOURCES:
-            raise DataError(f"unknown corpus {cfg.name!r}; known: {', '.join(SOURCES)} (or use --input)")
-        src = SOURCES[cfg.name]
-        os.makedirs(os.path.join(cfg.out, "raw"), exist_ok=True)
-        files = {split: [download(url, os.path.join(cfg.out, "raw", url.rsplit("/", 1)[1]), cfg.progress)
-                         for url in src[split]] for split in ("train", "val")}
-        split_on = split_on or src["split_on"]
-        return tuple(write_tokens(files[split], split_on, os.path.join(cfg.out, f"{split}.bin"), cfg.progress)
-                     for split in ("train", "val"))
-    if os.path.isfile(cfg.input):
-        paths = [cfg.input]
-    elif os.path.isdir(cfg.input):
-        paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(cfg.input) for f in fs if f.endswith(".txt"))
-    else:
-        raise DataError(f"input not found: {cfg.input!r}")
-    if not paths:
-        raise DataError(f"no .txt files under {cfg.input!r}")
-    if not 0 < cfg.val_frac < 1:
-        raise DataError(f"val_frac must be in (0, 1), got {cfg.val_frac}")
-    os.makedirs(cfg.out, exist_ok=True)
-    tmp = os.path.join(cfg.out, "all.bin.tmp")
-    n = write_tokens(paths, split_on, tmp, cfg.progress)
-    n_val = max(1, int(n * cfg.val_frac))
-    stream = np.memmap(tmp, dtype=np.uint16, mode="r")
-    for name, part in (("train", stream[: n - n_val]), ("val", stream[n - n_val:])):
-        part.tofile(os.path.join(cfg.out, f"{name}.bin.tmp"))
-        os.replace(os.path.join(cfg.out, f"{name}.bin.tmp"), os.path.join(cfg.out, f"{name}.bin"))
-    del stream
-    os.remove(tmp)
-    return n - n_val, n_val
+def make_batcher(cfg, data, vocab, block_size):
+    """The Batcher of a phase's train or val data (what phase_data returned)."""
+    if cfg.phase == "pretrain":
+        tokens = data if cfg.data_dir else encode_corpus(data, vocab)
+        return Batcher(vocab, tokens=tokens, block_size=block_size, pause_frac=cfg.pause_frac)
+    pairs = encode_pairs(data, vocab)
+    if cfg.task in downstream.LOADERS:  # real text: keep the end of a long prefix (a context, say)
+        room = block_size - cfg.n_pause - max(len(t) for _, t in pairs)
+        if room < 1:
+            raise DataError("no room for a prefix: block_size is too small for the pauses and the answer")
+        pairs = [(downstream.fit_prefix(p, block_size - cfg.n_pause - len(t)), t) for p, t in pairs]
+    return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=cfg.n_pause, placement=cfg.placement)
 
 
 def show_examples():
@@ -507,21 +259,8 @@ def show_examples():
     show_batch(*Batcher(vocab, examples=encode_pairs(pairs, vocab), n_pause=4).get(2, rng), vocab)
 
 
-def main(argv):
-    if argv[:1] != ["prepare"]:
-        show_examples()
-        return 0
-    # run as a script this file is __main__; use it as the module "data" that train.py imports, so
-    # that run_cli catches the same DataError class (train imports data, so import it late)
-    import data
-    from train import parse_config, run_cli
-
-    def body():
-        cfg = parse_config(argv[1:], data.PrepareConfig)
-        n_train, n_val = data.prepare(cfg)
-        print(f"{cfg.out}: train.bin {n_train:,} tokens, val.bin {n_val:,} tokens")
-    return run_cli("data.py prepare", body)
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if sys.argv[1:2] == ["prepare"]:  # the old home of prepare.py's command line: hand over to it
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prepare.py")
+        os.execv(sys.executable, [sys.executable, script, *sys.argv[2:]])
+    show_examples()

@@ -1,9 +1,9 @@
 """
-The paper's downstream tasks, read from their public files into (prefix, target) pairs, and their
-metrics. Each loader takes a local file in the source's own format (download it once yourself; nothing
-here touches the network) and returns a list of dicts {"prefix", "target", "answers"}: prefix and target
-are what pause finetuning trains on (data.format_example appends the pauses), answers are every
-reference a prediction is scored against.
+The paper's nine downstream tasks: loaders from their public files, their metrics, and scoring a
+model on them. Each loader takes a local file in the source's own format (download it once yourself;
+nothing here touches the network) and returns a list of dicts {"prefix", "target", "answers"}: prefix
+and target are what pause finetuning trains on (pause.format_example adds the pauses), answers are
+every reference a prediction is scored against.
 
   python -c "import downstream as d; ex = d.load('gsm8k', 'test.jsonl'); print(ex[0])"
 
@@ -14,12 +14,16 @@ Metrics, each following its task's official definition (the reference is named a
   lambada_match(prediction, answers) LAMBADA: the predicted last word must equal the target word exactly
   coqa_f1(prediction, answers)       CoQA's official F1: token overlap, leave-one-out over its 4 references
   gsm8k_correct(prediction, answers) GSM8k's final number ('####', else the last number; commas dropped)
-HellaSwag and PIQA are scored by ranking their choices by likelihood (eval.py rank_accuracy).
+HellaSwag and PIQA are scored by ranking their choices by likelihood (rank_accuracy).
 """
 import json
 import re
 import string
 from collections import Counter
+
+import numpy as np
+
+from pause import answer, choice_logprob
 
 # --- metrics ---------------------------------------------------------------------------------------
 
@@ -214,3 +218,47 @@ def score(name, predictions, examples):
     """Mean of the task's metric over (prediction, example) pairs."""
     metric = METRICS[name]
     return sum(metric(p, e["answers"]) for p, e in zip(predictions, examples)) / max(1, len(examples))
+
+# --- scoring a model ----------------------------------------------------------------------------------
+
+
+def fit_prefix(prefix, room):
+    """The last `room` tokens of a prefix: what fits before the pauses and the answer (a long context is
+    cut from the left, so the question at its end stays)."""
+    if room < 1:
+        raise ValueError("no room for a prefix: block_size is too small for the pauses and the answer")
+    return prefix[-room:]
+
+
+def rank_accuracy(model, vocab, examples, m_inf, filler="pause", placement="append"):
+    """HellaSwag/PIQA: the choice with the highest likelihood after the pauses must be the label.
+    Returns (accuracy by the raw sum of log-probabilities, accuracy by that sum divided by the choice's
+    length in characters). The length-normalised one is the headline: the choices differ in length,
+    and a raw sum favours short ones whatever they say (lm-evaluation-harness's acc_norm, as GPT-3's
+    paper reports HellaSwag and PIQA with a length normalisation)."""
+    fill = vocab.dot_id if filler == "dot" else vocab.pause_id
+    raw, norm = [], []
+    for e in examples:
+        choices = vocab.encode_batch(e["choices"])
+        prefix = fit_prefix(vocab.encode(e["prefix"]), model.config.block_size - m_inf - max(map(len, choices)))
+        scores = np.array([choice_logprob(model, prefix, c, m_inf, fill, vocab.eot_id, placement) for c in choices])
+        raw.append(int(np.argmax(scores)) == e["label"])
+        norm.append(int(np.argmax(scores / np.array([len(c) for c in e["choices"]]))) == e["label"])
+    return float(np.mean(raw)), float(np.mean(norm))
+
+
+def evaluate(model, vocab, task, examples, m_inf, max_answer_tokens, progress=False, filler="pause",
+             placement="append"):
+    """Score a model on a task: greedy answers after m_inf pauses (or '.' fillers; placed as in
+    finetuning) with the task's own metric, or, for HellaSwag and PIQA, the choices ranked by
+    likelihood. Returns {"score", "metric"} and, for the ranked tasks, "also": the raw-sum accuracy."""
+    if task in RANKED:
+        acc, acc_norm = rank_accuracy(model, vocab, examples, m_inf, filler, placement)
+        return {"score": acc_norm, "metric": "ranking accuracy (length-normalised)",
+                "also": {"ranking accuracy (raw sum)": acc}}
+    room = model.config.block_size - m_inf - max_answer_tokens + 1
+    prompts = [fit_prefix(p, room) for p in vocab.encode_batch([e["prefix"] for e in examples])]
+    outs = answer(model, prompts, m_inf, vocab.pause_id, vocab.eot_id, max_answer_tokens, progress=progress,
+                  filler_id=vocab.dot_id if filler == "dot" else None, placement=placement,
+                  ban_ids=vocab.unused_ids)
+    return {"score": score(task, [vocab.decode(o) for o in outs], examples), "metric": METRICS[task].__name__}

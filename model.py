@@ -6,15 +6,14 @@ How it differs from GPT-2:
   padded to 50304 (a multiple of 64, for speed); small runs may use a compact vocab instead (data.Vocab).
   The pause token is an ordinary learned embedding row: the model knows nothing else about pauses.
 - Masked targets: the loss ignores targets equal to -1. All pause rules (which targets are ignored,
-  where pauses go) are built as data in data.py, never in the model.
+  where pauses go, how answers are read) are in pause.py, never in the model.
 - Attention is torch's scaled_dot_product_attention (flash kernels where available); same math. A KV
   cache makes generation one parallel prefill (prompt + pauses) plus one cheap step per new token.
 - With targets, the output head runs only at positions that have a target (not -1): same loss, and a
   finetuning batch (mostly prefix, pauses and padding) skips most of the 50k-wide head.
 - Optional biases (bias=False drops them from Linear and LayerNorm); GPT-2 has them (bias=True).
 - GELU is exact by default; GPT-2's tanh approximation is used for GPT-2's own weights (from_pretrained).
-- generate() never emits the ids it is told to ban (the pause id), and answer() appends M pauses to a
-  prompt, ignores the model's outputs at the pause positions and decodes only after the last pause.
+- generate() never emits the ids it is told to ban (pause.answer bans the pause id).
 
 Smallest use:
   python -c "from model import *; m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=64)); print(m)"
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 
 class CausalSelfAttention(nn.Module):
@@ -161,9 +159,10 @@ class GPT(nn.Module):
         """GPT-2 weights in the Hugging Face layout: a local folder with config.json and model.safetensors
         (what current transformers writes; read with the safetensors library, no pickle) or
         pytorch_model.bin (older copies; torch.load with weights_only=True), or (with the optional
-        transformers package and a network) a hub name such as "gpt2". The vocab grows from GPT-2's 50257 to vocab_size: the new rows, <|pause|> = 50257 and the
-        padding, start as the mean of GPT-2's token embeddings, so a pause begins as an "average
-        token" rather than noise (the padding rows are never targets)."""
+        transformers package and a network) a hub name such as "gpt2". The vocab grows from GPT-2's
+        50257 to vocab_size: the new rows, <|pause|> = 50257 and the padding, start as the mean of
+        GPT-2's token embeddings, so a pause begins as an "average token" rather than noise (the padding
+        rows are never targets)."""
         import json
         import os
         if os.path.isdir(path):
@@ -290,38 +289,3 @@ class KVCache:
         self.k[layer, :, :, self.pos:end] = k
         self.v[layer, :, :, self.pos:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-
-@torch.no_grad()
-def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=True, batch_size=256,
-           progress=False, filler_id=None, placement="append", ban_ids=()):
-    """Pause inference: for each prompt (a sequence of ids) append n_pause pauses, ignore the model's
-    outputs until the last pause (only the last position's logits are ever read), then decode until
-    <|endoftext|> or max_new_tokens. Returns the answer ids of each prompt, end token excluded.
-    filler_id puts another token in the pause slots (the '.' control); placement="prepend" puts them
-    before the prompt (the placement ablation). The pause id is never produced, nor any id in ban_ids
-    (pass vocab.unused_ids: the padding rows of the full vocab, which are no token).
-
-    Prompts are batched by length, so no padding ever shifts a position: each answer equals the one
-    the model gives to that prompt alone."""
-    block = model.config.block_size
-    device = next(model.parameters()).device
-    fill = [pause_id if filler_id is None else filler_id] * n_pause
-    by_len = {}
-    for i, p in enumerate(prompts):
-        by_len.setdefault(len(p), []).append(i)
-    out = [None] * len(prompts)
-    for length in by_len:
-        if length + n_pause + max_new_tokens - 1 > block:
-            raise ValueError(f"prompt ({length}) + {n_pause} pauses + {max_new_tokens} answer tokens "
-                             f"do not fit block_size {block}")
-    chunks = [rows[s:s + batch_size] for rows in by_len.values() for s in range(0, len(rows), batch_size)]
-    # a bar on a terminal only (disable=None: off when stderr is not one, so logs get no redraws)
-    for chunk in tqdm(chunks, desc=f"answering (M_inf={n_pause})", disable=None if progress else True, leave=False):
-        rows = [list(prompts[i]) + fill if placement == "append" else fill + list(prompts[i]) for i in chunk]
-        idx = torch.tensor(rows, device=device)
-        gen = model.generate(idx, max_new_tokens, greedy=greedy, ban_ids=(pause_id, *ban_ids),
-                             stop_id=eot_id)[:, idx.size(1):].tolist()
-        for i, g in zip(chunk, gen):
-            out[i] = g[:g.index(eot_id)] if eot_id in g else g
-    return out

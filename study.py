@@ -10,7 +10,6 @@ Pauses only in finetuning is the StdPT_PauseFT-style question "can the model use
 all on this task"; the four-variant comparison on the chosen task is eval.py's job.
 """
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -18,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data import SPACE, make_examples
-from eval import accuracy, commit, interval95, machine
-from train import Config, load_checkpoint, parse_config, run_cli, train
+from common import commit, parse_config, run_cli, seed_stats, write_results
+from eval import accuracy
+from tasks import SPACE, make_examples
+from train import Config, load_checkpoint, train
 
 
 @dataclass
@@ -75,26 +75,17 @@ def study(scfg):
         for n_layer in ints(scfg.layers):
             for m in ints(scfg.pauses):
                 runs = [run_one(scfg, task, n_layer, m, 1337 + s) for s in range(scfg.seeds)]
-                accs = np.array([r[0] for r in runs])
-                lo, hi = interval95(accs, 0.0, 1.0)
-                cells.append({"task": task, "n_layer": n_layer, "M": m, "majority": majority(task, scfg),
-                              "accuracy": float(accs.mean()),
-                              "std": float(accs.std(ddof=1)) if len(accs) > 1 else None, "ci95": [lo, hi],
-                              "per_seed": accs.tolist(), "val_loss": [r[1] for r in runs],
-                              "seconds": [r[2] for r in runs]})
-                print(f"{task} L{n_layer} M{m}: {100 * accs.mean():.1f}% {[round(100 * float(a), 1) for a in accs]}",
-                      flush=True)
+                stats = seed_stats([r[0] for r in runs])
+                cells.append({"task": task, "n_layer": n_layer, "M": m, "majority": majority(task, scfg), **stats,
+                              "val_loss": [r[1] for r in runs], "seconds": [r[2] for r in runs]})
+                print(f"{task} L{n_layer} M{m}: {100 * stats['accuracy']:.1f}% "
+                      f"{[round(100 * a, 1) for a in stats['per_seed']]}", flush=True)
     cover = {t: (None if SPACE.get(t) is None else scfg.n_train / (0.8 * SPACE[t])) for t in scfg.tasks.split(",")}
-    result = {"command": " ".join(["python"] + sys.argv), "commit": code, "machine": machine(),
-              "seconds": time.time() - t0, "config": dataclasses.asdict(scfg),
-              "seeds": [1337 + s for s in range(scfg.seeds)], "train_coverage": cover, "cells": cells}
-    lines = [f"`{result['command']}` at commit {result['commit']} on {result['machine']['cpu']} "
-             f"({result['machine']['cores']} cores, gpu: {result['machine']['gpu']}), "
-             f"{result['seconds'] / 60:.0f} min, seeds {result['seeds']}", "",
-             f"Finetuning from scratch, {scfg.max_iters} steps x {scfg.batch_size} examples, width {scfg.n_embd}; "
-             f"exact match on {scfg.n_test} test prompts (hash-disjoint from training) at M_inf = M. "
-             "Training covers " + ", ".join(f"{t}: {'n/a (space > 1e9)' if c is None else f'{100 * c:.2f}%'}"
-                                            for t, c in cover.items()) + " of the train part of the prompt space.",
+    lines = [f"Finetuning from scratch, {scfg.max_iters} steps x {scfg.batch_size} examples, width {scfg.n_embd}; "
+             f"exact match on {scfg.n_test} test prompts (hash-disjoint from training) at M_inf = M, seeds "
+             f"{[1337 + s for s in range(scfg.seeds)]}. Training covers "
+             + ", ".join(f"{t}: {'n/a (space > 1e9)' if c is None else f'{100 * c:.2f}%'}" for t, c in cover.items())
+             + " of the train part of the prompt space.",
              "", "| task | layers | M | accuracy (%) mean ± std | 95% interval | per seed | majority answer (%) |",
              "|---|---|---|---|---|---|---|"]
     for c in cells:
@@ -102,11 +93,8 @@ def study(scfg):
         lines.append(f"| {c['task']} | {c['n_layer']} | {c['M']} | {100 * c['accuracy']:.1f}{std} | "
                      f"[{100 * c['ci95'][0]:.1f}, {100 * c['ci95'][1]:.1f}] | "
                      f"{', '.join(f'{100 * a:.1f}' for a in c['per_seed'])} | {100 * c['majority']:.1f} |")
-    os.makedirs(os.path.dirname(scfg.out) or ".", exist_ok=True)
-    with open(scfg.out + ".json", "w") as f:
-        json.dump(result, f, indent=2)
-    with open(scfg.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_results(scfg.out, {"config": dataclasses.asdict(scfg), "seeds": [1337 + s for s in range(scfg.seeds)],
+                             "train_coverage": cover, "cells": cells}, "\n".join(lines), code, t0)
     print("\n".join(lines))
 
 

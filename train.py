@@ -10,13 +10,9 @@ Run it (config files only override fields of Config below; --key=value overrides
   python train.py configs/gpt2_124m.py --data_dir=data/owt --pause_frac=0.1  # GPT-2 small, one GPU
   torchrun --standalone --nproc_per_node=8 train.py configs/gpt2_124m.py --data_dir=data/owt  # 8 GPUs
 """
-import ast
 import dataclasses
-import difflib
-import hashlib
 import math
 import os
-import pickle
 import sys
 import time
 from contextlib import nullcontext
@@ -26,10 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data import (PAUSE_ID, TOKENIZER_NAME, Batcher, DataError, Vocab, corpus_text, encode_corpus,
-                  encode_pairs, make_examples, task_vocab)
 import downstream
+from common import (CheckpointError, ConfigError, TrainingError, check_writable, fingerprint, parse_config,
+                    read_checkpoint, run_cli, save_checkpoint, setup_distributed)
+from data import PAUSE_ID, TOKENIZER_NAME, Vocab, make_batcher, phase_data, task_vocab
 from model import GPT, GPTConfig
+from tasks import TASKS
 
 
 @dataclass
@@ -81,154 +79,27 @@ class Config:
     progress: bool = True          # tqdm bar
     compile: bool = True           # torch.compile the model on CUDA (ignored on CPU/MPS)
 
-# -----------------------------------------------------------------------------
-# config: defaults above, then config files, then --key=value
-
-
-class ConfigError(ValueError):
-    """A bad setting: printed as one line, exit code 2."""
-
-
-class CheckpointError(ValueError):
-    """A missing, unreadable, unsafe or mismatched checkpoint: printed as one line, exit code 2."""
-
-
-class TrainingError(RuntimeError):
-    """The run cannot go on (a non-finite loss): printed as one line, exit code 1."""
-
-
-def _read_config_file(path):
-    """A config file is a list of `key = literal` lines (a Python file, but never executed)."""
-    if not os.path.exists(path):
-        raise ConfigError(f"config file not found: {path}")
-    out = {}
-    for node in ast.parse(open(path).read(), filename=path).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)):
-            raise ConfigError(f"{path}:{node.lineno}: only `key = value` lines are allowed")
-        try:
-            out[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
-            raise ConfigError(f"{path}:{node.lineno}: value must be a literal") from None
-    return out
-
-
-def _coerce(cls, key, value, raw=None):
-    fields = {f.name: f.type for f in dataclasses.fields(cls)}
-    if key not in fields:
-        close = difflib.get_close_matches(key, fields, n=1)
-        raise ConfigError(f"unknown config key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    t = fields[key]
-    if t is str:
-        return raw if raw is not None else value if isinstance(value, str) else _bad(key, t, value)
-    if t is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if t is bool and raw is not None and raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    if type(value) is not t:
-        _bad(key, t, value)
-    return value
-
-
-def _bad(key, t, value):
-    raise ConfigError(f"config key {key!r} needs a {t.__name__}, got {value!r}")
-
-
-def parse_config(argv, cls=Config):
-    """Build cls from defaults, then each config file in argv, then each --key=value in argv."""
-    values = {}
-    for arg in argv:
-        if arg in ("-h", "--help"):
-            print("usage: [config files] [--key=value ...]; keys and their defaults:")
-            for f in dataclasses.fields(cls):
-                print(f"  --{f.name}={f.default!r}")
-            sys.exit(0)
-        if arg.startswith("--"):
-            key, eq, raw = arg[2:].partition("=")
-            if not eq:
-                raise ConfigError(f"expected --key=value, got {arg!r}")
-            try:
-                value = ast.literal_eval(raw)
-            except (ValueError, SyntaxError):
-                value = raw
-            values[key] = _coerce(cls, key, value, raw)
-        else:
-            values.update({k: _coerce(cls, k, v) for k, v in _read_config_file(arg).items()})
-    return cls(**values)
-
 
 def check_config(cfg):
-    if cfg.phase not in ("pretrain", "finetune"):
-        raise ConfigError(f"phase must be 'pretrain' or 'finetune', got {cfg.phase!r}")
-    if cfg.vocab not in ("compact", "full"):
-        raise ConfigError(f"vocab must be 'compact' or 'full', got {cfg.vocab!r}")
-    if cfg.placement not in ("append", "prepend"):
-        raise ConfigError(f"placement must be 'append' or 'prepend', got {cfg.placement!r}")
+    """Every setting of a run is validated here, once, before anything is trained or written."""
+    choices = {"phase": ("pretrain", "finetune"), "vocab": ("compact", "full"), "placement": ("append", "prepend")}
+    for key, allowed in choices.items():
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"{key} must be one of {allowed}, got {getattr(cfg, key)!r}")
+    if cfg.task not in TASKS and cfg.task not in downstream.LOADERS:
+        raise ConfigError(f"unknown task {cfg.task!r}; known: {', '.join([*TASKS, *downstream.LOADERS])}")
     if not 0.0 <= cfg.pause_frac <= 0.9:
         raise ConfigError(f"pause_frac must be in [0, 0.9], got {cfg.pause_frac}")
     if not 0 <= cfg.n_pause < 10_000:
         raise ConfigError(f"n_pause must be in [0, 10000), got {cfg.n_pause}")
     if cfg.max_iters < 0 or cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.eval_interval < 1:
         raise ConfigError("max_iters must be >= 0; batch_size, grad_accum, eval_interval >= 1")
-    if cfg.task in downstream.LOADERS:
-        if cfg.phase != "finetune" or cfg.vocab != "full":
-            raise ConfigError(f"task {cfg.task!r} (real text) needs phase='finetune' and vocab='full'")
-        if not os.path.isfile(cfg.train_file):
-            raise ConfigError(f"train_file not found: {cfg.train_file!r}")
+    if cfg.task in downstream.LOADERS and (cfg.phase != "finetune" or cfg.vocab != "full"):
+        raise ConfigError(f"task {cfg.task!r} (real text) needs phase='finetune' and vocab='full'")
     if cfg.data_dir and (cfg.phase != "pretrain" or cfg.vocab != "full"):
         raise ConfigError("data_dir (token files of GPT-2 ids) needs phase='pretrain' and vocab='full'")
-
-# -----------------------------------------------------------------------------
-# checkpoints
-
-
-def save_checkpoint(path, model, optimizer, cfg, step, val_loss, vocab, init_fingerprint=None):
-    """Atomic: write a temporary file in the same folder, flush and fsync it, then rename it over
-    path. A crash at any moment leaves either the previous checkpoint or the new one, never half."""
-    ckpt = {
-        "model": model.state_dict(),  # the plain module, never a torch.compile wrapper
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "model_args": dataclasses.asdict(model.config),
-        "config": dataclasses.asdict(cfg),
-        "step": step,
-        "val_loss": val_loss,
-        "tokenizer": TOKENIZER_NAME,
-        "pause_id": PAUSE_ID,  # GPT-2-space id; the model-space id follows from vocab_table
-        "vocab_table": None if vocab.table is None else torch.from_numpy(vocab.table),
-        # the weights this run started from (a checkpoint, or GPT-2's), when not from scratch
-        "init_fingerprint": init_fingerprint,
-        # no generator state: data order, pause positions and dropout masks are all functions of
-        # (seed, step, micro-batch), so a resumed run needs only the step
-    }
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(ckpt, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)  # make the rename itself durable
-    finally:
-        os.close(fd)
-
-
-def read_checkpoint(path, device="cpu"):
-    """torch.load with weights_only=True: tensors and plain Python values only, so a checkpoint that
-    carries pickled code is refused instead of run."""
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as e:
-        lines = [line.strip() for line in str(e).splitlines() if "unsupported" in line.lower()]
-        lines = lines or ["unpickling failed"]
-        if "global" in lines[0].lower():  # it names a function or class to import: code, not data
-            raise CheckpointError(f"{path}: refusing to load, it holds more than tensors and plain values "
-                                  f"({lines[0][:160]})") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({lines[0][:160]})") from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:200]})") from None
+    if cfg.init_from.startswith("gpt2:") and cfg.vocab != "full":
+        raise ConfigError("init_from='gpt2:...' needs vocab='full'")
 
 
 def load_checkpoint(path, device="cpu"):
@@ -248,41 +119,45 @@ def load_checkpoint(path, device="cpu"):
     return model.to(device), vocab, ckpt
 
 
-def fingerprint(state_dict):
-    """A short hash of a model's weights (names, dtypes, shapes and values): the identity of the model a
-    finetune started from, so that a finetune of an older pretrained model is never reused."""
-    h = hashlib.sha256()
-    for name, t in sorted(state_dict.items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
+def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp):
+    """What ckpt.pt holds: the plain module's weights (never a compile/DDP wrapper's), the optimizer,
+    the shape, the full config, the tokenizer and the weights the run started from. No generator
+    state: data order, pause positions and dropout masks are functions of (seed, step, micro-batch)."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "model_args": dataclasses.asdict(model.config), "config": dataclasses.asdict(cfg), "step": step,
+            "val_loss": val_loss, "tokenizer": TOKENIZER_NAME, "pause_id": PAUSE_ID,
+            "vocab_table": None if vocab.table is None else torch.from_numpy(vocab.table),
+            "init_fingerprint": init_fp}
 
 
-def check_writable(folder):
-    """Fail before any work if out_dir cannot be written (rather than after an hour of training)."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, f".write_test{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError(f"cannot write to out_dir {folder!r}: {e.strerror or e}") from None
-
-
-# -----------------------------------------------------------------------------
-# the loop
-
-
-def pick_device(name):
-    if name != "auto":
-        return name
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+def init_model(cfg, device):
+    """The model a run starts from, and where from: (model, vocab, resumed checkpoint or None,
+    fingerprint of the initial weights or None from scratch). Four ways: resume this run, a checkpoint
+    (the next phase), GPT-2's weights, or scratch."""
+    path = os.path.join(cfg.out_dir, "ckpt.pt")
+    if cfg.resume and os.path.exists(path):
+        ckpt = read_checkpoint(path, device)
+        ignore = {"resume", "progress"}
+        saved = {k: v for k, v in ckpt["config"].items() if k not in ignore}
+        wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
+        if saved != wanted:
+            diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
+            raise ConfigError(f"--resume: {path} was made with other settings ({', '.join(diff)})")
+        model, vocab, _ = load_checkpoint(path, device)
+        return model, vocab, ckpt, ckpt.get("init_fingerprint")
+    if cfg.init_from == "scratch":
+        vocab = Vocab(None) if cfg.vocab == "full" else task_vocab(cfg.task)
+        model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab.size, n_layer=cfg.n_layer,
+                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias))
+        return model.to(device), vocab, None, None
+    if cfg.init_from.startswith("gpt2:"):  # GPT-2's weights (Hugging Face layout) + a pause row
+        try:
+            model, vocab = GPT.from_pretrained(cfg.init_from[len("gpt2:"):]).to(device), Vocab(None)
+        except OSError as e:
+            raise CheckpointError(f"cannot load GPT-2 weights from {cfg.init_from!r}: {e}") from None
+    else:
+        model, vocab, _ = load_checkpoint(cfg.init_from, device)  # fresh optimizer: a new phase
+    return model, vocab, None, fingerprint(model.state_dict())
 
 
 def get_lr(it, cfg):
@@ -295,46 +170,6 @@ def get_lr(it, cfg):
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.learning_rate - cfg.min_lr)
 
 
-def phase_data(cfg):
-    """(train, val) of the phase: the paths of two token files (data_dir), (prefix, target) pairs
-    from a downstream task's train_file, or the embedded task (texts for pretraining, pairs for
-    finetuning). The embedded pretraining corpus holds train-split prompts only (a different draw than
-    the finetuning pairs), so no val/test prompt is seen in either phase."""
-    if cfg.data_dir:
-        paths = [os.path.join(cfg.data_dir, f"{split}.bin") for split in ("train", "val")]
-        for p in paths:
-            if not os.path.exists(p):
-                raise ConfigError(f"token file not found: {p}")
-        return paths
-    if cfg.task in downstream.LOADERS:  # the source's train file; its last n_val examples validate
-        pairs = [(e["prefix"], e["target"]) for e in downstream.load(cfg.task, cfg.train_file)]
-        if len(pairs) <= cfg.n_val:
-            raise DataError(f"{cfg.train_file} has {len(pairs)} examples, not more than n_val={cfg.n_val}")
-        return pairs[:-cfg.n_val], pairs[-cfg.n_val:]
-    if cfg.phase == "pretrain":
-        return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "train", cfg.data_seed + 1)),
-                corpus_text(make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed)))
-    return (make_examples(cfg.task, cfg.n_train, "train", cfg.data_seed),
-            make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed))
-
-
-def make_batcher(cfg, data, vocab, block_size):
-    if cfg.phase == "pretrain":
-        tokens = data if cfg.data_dir else encode_corpus(data, vocab)
-        return Batcher(vocab, tokens=tokens, block_size=block_size, pause_frac=cfg.pause_frac)
-    pairs = encode_pairs(data, vocab)
-    if cfg.task in downstream.LOADERS:  # real text: keep the end of a long prefix (a context, say)
-        pairs = [(fit_prefix(p, block_size - cfg.n_pause - len(t)), t) for p, t in pairs]
-    return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=cfg.n_pause, placement=cfg.placement)
-
-
-def fit_prefix(prefix, room):
-    """The last `room` tokens of a prefix: what fits before the pauses and the answer."""
-    if room < 1:
-        raise DataError("no room for a prefix: block_size is too small for the pauses and the answer")
-    return prefix[-room:]
-
-
 @torch.no_grad()
 def estimate_loss(model, batches, device, ctx):
     model.eval()
@@ -345,29 +180,6 @@ def estimate_loss(model, batches, device, ctx):
         losses.append(loss.item())
     model.train()
     return float(np.mean(losses))
-
-
-def setup_distributed(cfg):
-    """(rank, world size, device). Under torchrun (RANK set): one process per GPU with nccl, or per CPU
-    process with gloo; otherwise a single process on cfg.device."""
-    if "RANK" not in os.environ:
-        return 0, 1, pick_device(cfg.device)
-    rank, local_rank, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
-    if cfg.grad_accum % world:
-        raise ConfigError(f"grad_accum {cfg.grad_accum} must be a multiple of the {world} processes")
-    cuda = pick_device(cfg.device).startswith("cuda")
-    torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
-    device = f"cuda:{local_rank}" if cuda else "cpu"
-    if cuda:
-        torch.cuda.set_device(device)
-    return rank, world, device
-
-
-def check_finite(bad_step, ckpt_path):
-    step = int(bad_step.item())
-    if step >= 0:
-        raise TrainingError(f"step {step}: training loss is not finite; stopped, {ckpt_path} keeps the "
-                            "last good checkpoint")
 
 
 def train(cfg):
@@ -384,42 +196,13 @@ def train(cfg):
         torch.backends.cuda.matmul.allow_tf32 = True  # for any fp32 matmul left outside autocast
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (dropout is seeded per micro-batch)
-
     train_set, val_set = phase_data(cfg)
-    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
-    resumed = read_checkpoint(ckpt_path, device) if cfg.resume and os.path.exists(ckpt_path) else None
-    if resumed is not None:
-        ignore = {"resume", "progress"}
-        saved = {k: v for k, v in resumed["config"].items() if k not in ignore}
-        wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
-        if saved != wanted:
-            diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
-            raise ConfigError(f"--resume: {ckpt_path} was made with other settings ({', '.join(diff)})")
-        model, vocab, _ = load_checkpoint(ckpt_path, device)
-        init_fp = resumed.get("init_fingerprint")
-    elif cfg.init_from.startswith("gpt2:"):  # GPT-2's weights (Hugging Face layout) + a pause row
-        if cfg.vocab != "full":
-            raise ConfigError("init_from='gpt2:...' needs vocab='full'")
-        try:
-            model, vocab = GPT.from_pretrained(cfg.init_from[len("gpt2:"):]).to(device), Vocab(None)
-        except OSError as e:
-            raise CheckpointError(f"cannot load GPT-2 weights from {cfg.init_from!r}: {e}") from None
-    elif cfg.init_from == "scratch":
-        vocab = Vocab(None) if cfg.vocab == "full" else task_vocab(cfg.task)
-        model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab.size, n_layer=cfg.n_layer,
-                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
-                              bias=cfg.bias)).to(device)
-    else:
-        model, vocab, _ = load_checkpoint(cfg.init_from, device)  # fresh optimizer: a new phase
-    if resumed is None:
-        init_fp = None if cfg.init_from == "scratch" else fingerprint(model.state_dict())
+    model, vocab, resumed, init_fp = init_model(cfg, device)
     block = model.config.block_size  # a checkpoint's own block_size wins over cfg's
     train_data, val_data = (make_batcher(cfg, d, vocab, block) for d in (train_set, val_set))
     val_rng = np.random.default_rng(0)  # the same val batches at every evaluation and for every seed
     val_batches = [val_data.get(cfg.batch_size, val_rng) for _ in range(cfg.eval_iters)]
-
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
-                                           (cfg.beta1, cfg.beta2), device_type)
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
     start, val_loss = 0, float("nan")
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
@@ -430,17 +213,21 @@ def train(cfg):
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device_type == "cuda" else None)
     accum = cfg.grad_accum // world  # micro-batches per process
-    bad_step = torch.full((), -1, device=device)  # first step with a non-finite loss, kept on device
-    t_train, n_tokens, t0 = 0.0, 0, time.time()
-    mark = (start, 0.0, 0)  # (step, training seconds, tokens) at the last plain log line
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     name = f"{cfg.phase} {os.path.basename(cfg.out_dir)}"
     # a bar on a terminal (tqdm's disable=None turns it off when stderr is not one); in a log file,
     # under nohup or in CI, one plain line per evaluation instead of carriage-return redraws
     bar = tqdm(range(start, cfg.max_iters + 1), desc=name, disable=None if cfg.progress and master else True,
                dynamic_ncols=True, leave=False, initial=start, total=cfg.max_iters + 1)
     plain_log = cfg.progress and master and bar.disable
+    # the first step whose loss was not finite, kept on the device: checking it every step would make
+    # the CPU wait for the GPU each step, so it is read only when logging and before every save
+    bad_step = torch.full((), -1, device=device)
+    t_train, n_tokens, t0, loss, lr = 0.0, 0, time.time(), None, None
+    mark = (start, 0.0, 0)  # (step, training seconds, tokens) at the last plain log line
     for it in bar:
         last_step = it == cfg.max_iters
+        # evaluate and checkpoint: every eval_interval steps and at the last step
         if (it % cfg.eval_interval == 0 or last_step) and not (resumed is not None and it == start):
             check_finite(bad_step, ckpt_path)  # never save weights that saw a non-finite loss
             val_loss = estimate_loss(raw_model, val_batches, device, ctx)
@@ -448,7 +235,7 @@ def train(cfg):
                 raise TrainingError(f"step {it}: validation loss is {val_loss}; stopped, {ckpt_path} keeps "
                                     "the last good checkpoint")
             if master:
-                save_checkpoint(ckpt_path, raw_model, optimizer, cfg, it, val_loss, vocab, init_fp)
+                save_checkpoint(ckpt_path, checkpoint(raw_model, optimizer, cfg, it, val_loss, vocab, init_fp))
             if plain_log:  # averages since the previous line
                 steps, secs = it - mark[0], t_train - mark[1]
                 print(f"{name}: step {it}/{cfg.max_iters}, val loss {val_loss:.4f}" + (
@@ -457,32 +244,34 @@ def train(cfg):
                 mark = (it, t_train, n_tokens)
         if last_step:
             break
+        # set the learning rate of this step
         lr = get_lr(it, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        # forward and backward, accumulating gradients over micro-batches
         t, tokens = time.time(), 0
         for micro in range(accum):
             # each micro-batch has its own generator, keyed by (seed, step, index over all processes):
             # ranks read different data, and N processes see exactly the batches one process would
             rng = np.random.default_rng([cfg.seed, it, rank * accum + micro])
-            x, y = (torch.from_numpy(a).to(device, non_blocking=True)
-                    for a in train_data.get(cfg.batch_size, rng))
+            x, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in train_data.get(cfg.batch_size, rng))
             # dropout masks from the same key: ranks draw different masks, N processes draw the masks
             # one process would, and a resumed run needs no generator state
             torch.manual_seed(int(rng.integers(2**63)))
             tokens += x.numel() * world
             # DDP averages gradients over ranks; sync only on the last micro-batch
-            sync = model.no_sync() if world > 1 and micro < accum - 1 else nullcontext()
-            with sync:
+            with model.no_sync() if world > 1 and micro < accum - 1 else nullcontext():
                 with ctx:
                     _, loss = model(x, y)
                 (loss / accum).backward()
             bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), it, bad_step)
+        # clip, step the optimizer
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if it % cfg.log_interval == 0 and master:  # .item() syncs with the GPU, so not every step
+        # log (.item() waits for the GPU, so only every log_interval steps)
+        if it % cfg.log_interval == 0 and master:
             check_finite(bad_step, ckpt_path)
             dt = time.time() - t
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.1e}",
@@ -497,23 +286,16 @@ def train(cfg):
             "seconds": time.time() - t0, "train_seconds": t_train}
 
 
-def run_cli(name, body):
-    """Run body() for a script: a user error (bad setting, data or checkpoint) is one line on stderr
-    and exit code 2; a run that had to stop (non-finite loss) is one line and exit code 1."""
-    try:
-        body()
-    except (ConfigError, CheckpointError, DataError) as e:
-        print(f"{name}: {e}", file=sys.stderr)
-        return 2
-    except TrainingError as e:
-        print(f"{name}: {e}", file=sys.stderr)
-        return 1
-    return 0
+def check_finite(bad_step, ckpt_path):
+    step = int(bad_step.item())
+    if step >= 0:
+        raise TrainingError(f"step {step}: training loss is not finite; stopped, {ckpt_path} keeps the "
+                            "last good checkpoint")
 
 
 def main(argv):
     def body():
-        out = train(parse_config(argv))
+        out = train(parse_config(argv, Config))
         print(f"step {out['step']}: val loss {out['val_loss']:.4f}, {out['seconds']:.0f}s -> {out['ckpt']}")
     return run_cli("train.py", body)
 

@@ -108,48 +108,15 @@ def test_choice_loaders(tmp_path):
     assert {"hellaswag", "piqa"} == d.RANKED
 
 
-@pytest.mark.parametrize("placement", ["append", "prepend"])
-def test_ranking_by_likelihood_matches_a_full_forward(placement):
-    import torch
-
-    import eval as ev
-    from data import Vocab
-    from model import GPT, GPTConfig
-    vocab = Vocab(None)
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(block_size=64, vocab_size=vocab.size, n_layer=1, n_head=1, n_embd=8)).eval()
-    prefix, choice, m = vocab.encode("The cat sat on the"), vocab.encode(" warm mat"), 3
-    pauses = [vocab.pause_id] * m
-    head = list(prefix) + pauses if placement == "append" else pauses + list(prefix)
-    seq = torch.tensor(head + list(choice))
-    with torch.no_grad():
-        logits, _ = model(seq[None], torch.zeros_like(seq)[None])
-    logp = torch.log_softmax(logits.view(len(seq), -1), -1)
-    start = len(head)  # the first choice token; it is predicted by the position before it
-    expected = sum(logp[start - 1 + i, t].item() for i, t in enumerate(choice))
-    got = ev.choice_logprob(model, prefix, choice, m, vocab.pause_id, vocab.eot_id, placement)
-    assert got == pytest.approx(expected, rel=1e-5)
-    if placement == "prepend":  # the same pauses after the prompt give another likelihood
-        assert ev.choice_logprob(model, prefix, choice, m, vocab.pause_id, vocab.eot_id) != pytest.approx(got)
-    examples = [{"prefix": "The cat sat on the", "choices": [" warm mat", " moon", " idea"], "label": k} for k in range(3)]
-    scores = [ev.choice_logprob(model, prefix, vocab.encode(c), m, vocab.pause_id, vocab.eot_id, placement)
-              for c in examples[0]["choices"]]
-    best = int(max(range(3), key=lambda i: scores[i]))
-    acc, _ = ev.rank_accuracy(model, vocab, examples, m, placement=placement)
-    assert acc == pytest.approx(1 / 3)  # right for label == best only
-    assert ev.rank_accuracy(model, vocab, [examples[best]], m, placement=placement)[0] == 1.0
-
-
 def test_length_normalised_ranking_divides_by_characters(monkeypatch):
-    import eval as ev
     from data import Vocab
     from model import GPT, GPTConfig
     vocab = Vocab(None)
     model = GPT(GPTConfig(block_size=64, vocab_size=vocab.size, n_layer=1, n_head=1, n_embd=8)).eval()
     fixed = {" x": -3.0, " a long ending": -6.0}  # raw sum prefers " x"; per character the long one wins
-    monkeypatch.setattr(ev, "choice_logprob", lambda m, p, c, *a: fixed[vocab.decode(c)])
+    monkeypatch.setattr(d, "choice_logprob", lambda m, p, c, *a: fixed[vocab.decode(c)])
     examples = [{"prefix": "Q", "choices": [" x", " a long ending"], "label": 1}]
-    assert ev.rank_accuracy(model, vocab, examples, 2) == (0.0, 1.0)
+    assert d.rank_accuracy(model, vocab, examples, 2) == (0.0, 1.0)
 
 
 def test_commonsense_qa_scores_the_letter_exactly():

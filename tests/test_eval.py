@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import data
+import downstream
 import eval as ev
 from eval import EvalConfig, compare
 from model import GPTConfig
@@ -74,20 +75,6 @@ def test_prepend_trains_and_scores_separately(tiny_configs, capsys):
     assert "ft_StdPT_PauseFT_M3_prepend" in capsys.readouterr().out
 
 
-def test_interval95_and_paired_delta():
-    lo, hi = ev.interval95([1.0, 2.0, 3.0], -10, 10)  # mean 2, std 1, t(2 dof) = 4.303
-    assert (lo, hi) == pytest.approx((2 - 4.303 / 3 ** 0.5, 2 + 4.303 / 3 ** 0.5))
-    assert ev.interval95([0.1, 0.9], 0.0, 1.0) == (0.0, 1.0)  # an accuracy's interval stays in [0, 1]
-    assert ev.interval95([0.5]) == (0.5, 0.5)
-    per_seed = [{("StdPT_StdFT", 0, "pause"): 0.5, ("PausePT_PauseFT", 8, "pause"): 0.6},
-                {("StdPT_StdFT", 0, "pause"): 0.7, ("PausePT_PauseFT", 8, "pause"): 0.8}]
-    rows = ev.summarize(per_seed, EvalConfig(), (10.0, 2.0))
-    pause = rows[1]
-    assert pause["delta"] == pytest.approx(0.1)
-    assert pause["delta_ci95"] == pytest.approx((0.1, 0.1))  # the same gain on both seeds: no spread
-    assert pause["positions"] == 20 and pause["flops_ratio"] == pytest.approx(20 / 12)
-
-
 def test_plot_is_optional(tmp_path, monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
@@ -143,14 +130,14 @@ def test_a_finetune_of_an_older_pretrained_model_is_not_reused(tiny_configs, cap
     assert "training" in capsys.readouterr().out
 
 
-def spy_on(monkeypatch, name):
+def spy_on(monkeypatch, module, name):
     calls = []
-    real = getattr(ev, name)
+    real = getattr(module, name)
 
     def spy(*args, **kwargs):
         calls.append((args, kwargs))
         return real(*args, **kwargs)
-    monkeypatch.setattr(ev, name, spy)
+    monkeypatch.setattr(module, name, spy)
     return calls
 
 
@@ -160,7 +147,7 @@ def test_ckpt_scoring_uses_the_checkpoints_placement(tmp_path, monkeypatch, caps
             "--n_val=40", "--n_test=30", "--batch_size=8", "--max_iters=2", "--eval_iters=1", "--n_pause=3",
             "--placement=prepend", "--progress=False", f"--out_dir={tmp_path}"]
     assert train.main(args) == 0
-    calls = spy_on(monkeypatch, "answer")
+    calls = spy_on(monkeypatch, ev, "answer")
     assert ev.main([f"--ckpt={tmp_path}/ckpt.pt", "--progress=False"]) == 0
     assert calls[-1][1]["placement"] == "prepend" and calls[-1][1]["filler_id"] is None
     assert "M_inf=3 prepended" in capsys.readouterr().out
@@ -180,7 +167,8 @@ def test_downstream_scoring_threads_placement_and_filler(tmp_path, monkeypatch):
     (tmp_path / "p-labels.lst").write_text("0\n1\n" * 6)
     tiny = "n_layer = 1\nn_head = 1\nn_embd = 8\nblock_size = 32\nbatch_size = 2\nmax_iters = 2\neval_iters = 1\n"
     (tmp_path / "pt.py").write_text(tiny + "vocab = 'full'\nn_pretrain = 200\nn_val = 20\n")
-    answers, choices = spy_on(monkeypatch, "answer"), spy_on(monkeypatch, "choice_logprob")
+    answers = spy_on(monkeypatch, downstream, "answer")
+    choices = spy_on(monkeypatch, downstream, "choice_logprob")
     for task, data_file in (("gsm8k", "g.jsonl"), ("piqa", "p.jsonl")):
         (tmp_path / "ft.py").write_text(f"vocab = 'full'\ntask = '{task}'\nmax_answer_tokens = 4\nn_val = 4\n"
                                         f"batch_size = 2\nmax_iters = 2\neval_iters = 1\n"
@@ -194,3 +182,24 @@ def test_downstream_scoring_threads_placement_and_filler(tmp_path, monkeypatch):
     assert seen == {(0, None, "append"), (2, dot, "append"), (2, None, "prepend"), (0, None, "prepend")}
     seen = {(a[3], a[4], a[6]) for a, kw in choices}
     assert seen == {(0, pause, "append"), (2, dot, "append"), (2, pause, "prepend"), (0, pause, "prepend")}
+
+
+def test_summary_rows_pair_deltas_by_seed_and_count_positions():
+    per_seed = [{("StdPT_StdFT", 0, "pause"): 0.5, ("PausePT_PauseFT", 8, "pause"): 0.6},
+                {("StdPT_StdFT", 0, "pause"): 0.7, ("PausePT_PauseFT", 8, "pause"): 0.8}]
+    pairs = [("1 2 3 | 4 =", " 25")]  # 6 prompt tokens; answer " 25" is 1 token, + the end token
+    assert len(data.get_encoding().encode_ordinary(pairs[0][0])) == 6
+    base, pause = ev.summarize(per_seed, EvalConfig(), pairs)
+    assert pause["delta"] == pytest.approx(0.1) and pause["delta_ci95"] == pytest.approx((0.1, 0.1))
+    assert base["positions"] == 8 and pause["positions"] == 16 and pause["flops_ratio"] == pytest.approx(2.0)
+
+
+def test_accuracy_can_show_wrong_answers(capsys):
+    vocab = data.task_vocab("keysum")
+    pairs = data.make_examples("keysum", 5, "test", 0)
+    wrong = vocab.encode(" 0").tolist() + [vocab.eot_id]
+    script = {tuple(vocab.encode(p).tolist()): wrong for p, _ in pairs}
+    assert ev.accuracy(Scripted(script), vocab, pairs, 0, mistakes=2) == pytest.approx(
+        sum(t == " 0" for _, t in pairs) / 5)
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("wrong:")]
+    assert len(shown) == 2 and "-> ' 0', expected" in shown[0]

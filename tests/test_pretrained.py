@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+import common
+import data
 from data import PAUSE_ID
 from model import GPT
 
@@ -98,7 +100,7 @@ def test_finetune_from_gpt2_weights(tmp_path):
     args = [f"--init_from=gpt2:{tmp_path}", "--vocab=full", "--phase=finetune", "--n_pause=4", "--n_train=100",
             "--n_val=20", "--batch_size=4", "--eval_iters=1", "--max_iters=3", "--progress=False",
             f"--out_dir={tmp_path}/ft"]
-    out = train.train(train.parse_config(args))
+    out = train.train(common.parse_config(args, train.Config))
     model, vocab, ckpt = train.load_checkpoint(out["ckpt"])
     assert vocab.table is None and model.config.gelu_approx == "tanh" and ckpt["config"]["n_pause"] == 4
     assert train.main([f"--init_from=gpt2:{tmp_path}/nowhere", "--vocab=full", f"--out_dir={tmp_path}/x"]) == 2
@@ -127,8 +129,8 @@ def test_gpt2_pause_finetune_and_score_on_a_real_task_format(task, tmp_path, cap
     assert ev.main([f"--ckpt={tmp_path}/ft/ckpt.pt", "--progress=False"]) == 0
     out = capsys.readouterr().out
     assert f"{task}, M_inf=3" in out and "on 30 examples" in out
-    with pytest.raises(train.ConfigError, match="train_file not found"):
-        train.check_config(train.parse_config(args[:3] + [f"--task={task}", "--train_file=/nope"]))
+    with pytest.raises(common.DataError, match="train_file not found"):
+        data.phase_data(common.parse_config(args[:3] + [f"--task={task}", "--train_file=/nope"], train.Config))
 
 
 @pytest.mark.parametrize("config", ["gpt2_pauseft_gsm8k.py", "gpt2_pauseft_squad.py"])
@@ -139,7 +141,7 @@ def test_gpu_finetune_configs_run_shrunk_on_cpu(config, tmp_path):
     torch.save(hf_state_dict(5), tmp_path / "pytorch_model.bin")
     (tmp_path / "config.json").write_text(json.dumps({"n_layer": L, "n_head": H, "n_embd": C, "n_positions": T}))
     cfg_file = os.path.join(os.path.dirname(train.__file__), "configs", config)
-    base = train.parse_config([cfg_file])
+    base = common.parse_config([cfg_file], train.Config)
     if base.task == "gsm8k":
         rows = [{"question": f"{i}?", "answer": f"#### {i}"} for i in range(20)]
         (tmp_path / "d").write_text("\n".join(json.dumps(r) for r in rows))

@@ -10,11 +10,14 @@ import time
 import pytest
 import torch
 
+import common
 import eval as ev
 import train
-from data import EOT_ID, PAUSE_ID, Vocab, collate, encode_corpus, format_example
-from model import GPT, GPTConfig, answer
-from train import CheckpointError, load_checkpoint, read_checkpoint
+from common import CheckpointError, read_checkpoint
+from data import EOT_ID, PAUSE_ID, Vocab, encode_corpus
+from model import GPT, GPTConfig
+from pause import answer, collate, format_example
+from train import load_checkpoint
 
 ROOT = os.path.dirname(os.path.abspath(train.__file__))
 TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=8", "--n_pretrain=300",
@@ -63,12 +66,14 @@ def test_resume_refuses_other_settings(tmp_path):
 
 SAVER = """
 import sys, torch
+from common import save_checkpoint
 from data import Vocab
 from model import GPT, GPTConfig
-from train import Config, save_checkpoint
+from train import Config, checkpoint
 model = GPT(GPTConfig(block_size=64, vocab_size=50304, n_layer=2, n_head=2, n_embd=128))
+opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
 for step in range(10**6):
-    save_checkpoint(sys.argv[1], model, None, Config(), step, 1.0, Vocab(None))
+    save_checkpoint(sys.argv[1], checkpoint(model, opt, Config(), step, 1.0, Vocab(None), None))
     print(step, flush=True)
 """
 
@@ -118,8 +123,8 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypat
                 loss = loss * float("nan")
         return logits, loss
     monkeypatch.setattr(GPT, "forward", poisoned)
-    cfg = train.parse_config(TINY + ["--max_iters=40", "--eval_interval=10", f"--out_dir={tmp_path}"])
-    with pytest.raises(train.TrainingError, match="step 15: training loss is not finite"):
+    cfg = common.parse_config(TINY + ["--max_iters=40", "--eval_interval=10", f"--out_dir={tmp_path}"], train.Config)
+    with pytest.raises(common.TrainingError, match="step 15: training loss is not finite"):
         train.train(cfg)
     ckpt = read_checkpoint(f"{tmp_path}/ckpt.pt")
     assert ckpt["step"] == 10 and all(torch.isfinite(v).all() for v in ckpt["model"].values())

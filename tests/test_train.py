@@ -1,4 +1,4 @@
-"""train.py: config parsing and errors, the lr schedule, that training lowers the loss, checkpoints."""
+"""train.py: the lr schedule, that training lowers the loss, checkpoints, token files, DDP, logs."""
 import dataclasses
 import os
 import subprocess
@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 import torch
 
+import common
+import data
 import train
+from common import ConfigError, DataError, save_checkpoint
 from data import Vocab
 from model import GPT, GPTConfig
-from train import Config, ConfigError, get_lr, load_checkpoint, parse_config, save_checkpoint
+from train import Config, checkpoint, get_lr, load_checkpoint
+
+
+def parse_config(argv):
+    return common.parse_config(argv, Config)
+
 
 TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=8", "--n_pretrain=300",
         "--n_train=200", "--n_val=50", "--eval_iters=2", "--progress=False", "--warmup_iters=2"]
@@ -24,37 +32,6 @@ def test_lr_schedule():
     assert warm == sorted(warm) and warm[10] == pytest.approx(1e-3)
     decay = [get_lr(i, cfg) for i in range(10, 101)]
     assert decay == sorted(decay, reverse=True) and decay[-1] == pytest.approx(1e-4)
-
-
-def test_config_layers(tmp_path):
-    f = tmp_path / "c.py"
-    f.write_text("# a comment\nn_layer = 3\nlearning_rate = 1  # an int is fine for a float\n")
-    cfg = parse_config([str(f), "--n_layer=5", "--out_dir=out/x", "--bias=False"])
-    assert (cfg.n_layer, cfg.learning_rate, cfg.out_dir, cfg.bias) == (5, 1.0, "out/x", False)
-    assert cfg.n_head == Config().n_head  # untouched fields keep the defaults
-
-
-@pytest.mark.parametrize("args, match", [
-    (["--n_layr=3"], "unknown config key 'n_layr' \\(did you mean 'n_layer'"),
-    (["--n_layer=three"], "needs a int"),
-    (["--n_layer=2.5"], "needs a int"),
-    (["--bias=3"], "needs a bool"),
-    (["--n_layer"], "expected --key=value"),
-    (["no_such_file.py"], "config file not found"),
-])
-def test_config_errors(args, match):
-    with pytest.raises(ConfigError, match=match):
-        parse_config(args)
-
-
-def test_config_file_typo_is_an_error(tmp_path):
-    f = tmp_path / "c.py"
-    f.write_text("n_layers = 3\n")
-    with pytest.raises(ConfigError, match="unknown config key"):
-        parse_config([str(f)])
-    f.write_text("import os\n")
-    with pytest.raises(ConfigError, match="only `key = value`"):
-        parse_config([str(f)])
 
 
 @pytest.mark.parametrize("arg", ["--n_layr=3", "--n_pause=-1", "--pause_frac=2.0", "--phase=both"])
@@ -89,7 +66,7 @@ def test_checkpoint_round_trip_identical_logits(tmp_path):
     model = GPT(GPTConfig(block_size=16, vocab_size=vocab.size, n_layer=1, n_head=2, n_embd=8))
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
     path = str(tmp_path / "ckpt.pt")
-    save_checkpoint(path, model, opt, Config(), 7, 1.5, vocab)
+    save_checkpoint(path, checkpoint(model, opt, Config(), 7, 1.5, vocab, None))
     loaded, lvocab, ckpt = load_checkpoint(path)
     idx = torch.randint(0, vocab.size, (2, 16))
     assert torch.equal(model(idx)[0], loaded(idx)[0])
@@ -100,12 +77,11 @@ def test_checkpoint_round_trip_identical_logits(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(ValueError, match="pause id"):
         load_checkpoint(path)
-    with pytest.raises(train.CheckpointError, match="not found"):
+    with pytest.raises(common.CheckpointError, match="not found"):
         load_checkpoint(str(tmp_path / "missing.pt"))
 
 
 def test_pretrain_from_token_files(tmp_path):
-    import numpy as np
     rng = np.random.default_rng(0)
     for split, n in (("train", 5000), ("val", 1000)):  # nanoGPT's format: uint16 GPT-2 ids
         (rng.integers(0, 50, n) * 7 % 50257).astype(np.uint16).tofile(tmp_path / f"{split}.bin")
@@ -116,8 +92,8 @@ def test_pretrain_from_token_files(tmp_path):
     assert after < before - 1.0  # ~ln(50304) down towards ln(50)
     with pytest.raises(ConfigError, match="needs phase='pretrain' and vocab='full'"):
         train.check_config(dataclasses.replace(cfg, vocab="compact"))
-    with pytest.raises(ConfigError, match="token file not found"):
-        train.phase_data(dataclasses.replace(cfg, data_dir=str(tmp_path / "nowhere")))
+    with pytest.raises(DataError, match="token file not found"):
+        data.phase_data(dataclasses.replace(cfg, data_dir=str(tmp_path / "nowhere")))
 
 
 def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path):
@@ -140,7 +116,6 @@ def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path):
 
 
 def test_gpt2_124m_config_runs_on_cpu_when_shrunk(tmp_path):
-    import numpy as np
     for split in ("train", "val"):
         np.random.default_rng(0).integers(0, 50257, 4000).astype(np.uint16).tofile(tmp_path / f"{split}.bin")
     config_file = os.path.join(os.path.dirname(train.__file__), "configs", "gpt2_124m.py")
@@ -152,48 +127,7 @@ def test_gpt2_124m_config_runs_on_cpu_when_shrunk(tmp_path):
     assert load_checkpoint(out["ckpt"])[0].config.vocab_size == 50304
 
 
-def test_help_lists_every_key(capsys):
-    with pytest.raises(SystemExit) as e:
-        parse_config(["--help"])
-    assert e.value.code == 0
-    out = capsys.readouterr().out
-    assert all(f"--{f.name}=" in out for f in dataclasses.fields(Config)) and "--n_pause=0" in out
-
-
 # --- the batches the training script builds --------------------------------------------------------
-
-def test_pretraining_batches_carry_the_papers_pause_count():
-    """Through train.make_batcher (what train() uses): a window of L = block_size + 1 tokens gets
-    round(0.1 * L) pauses inserted at uniform slots, then is cut back to L; every position whose next
-    token is a pause has target -1. L = 58: round gives 6 pauses, floor would give 5."""
-    cfg = parse_config(TINY + ["--pause_frac=0.1", "--block_size=57"])
-    train_set, _ = train.phase_data(cfg)
-    vocab = train.task_vocab(cfg.task)
-    batcher = train.make_batcher(cfg, train_set, vocab, 57)
-    x, y = batcher.get(4000, np.random.default_rng(0))
-    P, L, n = vocab.pause_id, 58, 6
-    # each of the first L - 1 of the L + n slots holds a pause with probability n / (L + n)
-    expected = (L - 1) * n / (L + n)  # 5.34 (floor: 57 * 5 / 63 = 4.52)
-    assert abs((x == P).sum(1).mean() - expected) < 0.1
-    assert ((y == -1) == np.concatenate([x[:, 1:] == P, y[:, -1:] == -1], 1)).all()  # -1 exactly before a pause
-    assert ((x == P) & (y == -1)).sum() < (x == P).sum()  # a pause input still predicts the next real token
-    plain = train.make_batcher(dataclasses.replace(cfg, pause_frac=0.0), train_set, vocab, 57)
-    assert not (plain.get(100, np.random.default_rng(0))[0] == P).any()
-
-
-@pytest.mark.parametrize("placement", ["append", "prepend"])
-def test_finetuning_batches_put_the_pauses_where_placement_says(placement):
-    cfg = parse_config(TINY + ["--phase=finetune", "--n_pause=5", f"--placement={placement}"])
-    train_set, _ = train.phase_data(cfg)
-    vocab = train.task_vocab(cfg.task)
-    x, y = train.make_batcher(cfg, train_set, vocab, 32).get(64, np.random.default_rng(0))
-    prompt_len = len(vocab.encode(train_set[0][0]))  # every keysum prompt has the same length
-    pauses = x == vocab.pause_id
-    assert (pauses.sum(1) == 5).all()
-    where = slice(prompt_len, prompt_len + 5) if placement == "append" else slice(0, 5)
-    assert pauses[:, where].all()
-    first_target = prompt_len + 5 - 1  # the last pause (append) or the last prompt token (prepend)
-    assert (y[:, :first_target] == -1).all() and (y[:, first_target] != -1).all()
 
 
 # --- logs ------------------------------------------------------------------------------------------
@@ -237,15 +171,15 @@ def test_log_file_gets_plain_lines_and_a_terminal_gets_bars(tmp_path):
 
 
 def test_no_val_or_test_prompt_reaches_training():
-    """The data each phase trains on (train.phase_data, what train() uses) holds train-split prompts only;
+    """The data each phase trains on (data.phase_data, what train() uses) holds train-split prompts only;
     validation holds val-split prompts, and eval scores test-split prompts."""
-    from data import make_examples, split_of
+    from tasks import make_examples, split_of
     pt = parse_config(TINY + ["--n_pretrain=2000"])
-    texts, val_texts = train.phase_data(pt)
+    texts, val_texts = data.phase_data(pt)
     prompt = lambda text: text[: text.index("=") + 1]  # noqa: E731  (a keysum text is prompt + answer)
     assert len(texts) == 2000 and {split_of(prompt(t)) for t in texts} == {"train"}
     assert {split_of(prompt(t)) for t in val_texts} == {"val"}
     ft = parse_config(TINY + ["--phase=finetune"])
-    pairs, val_pairs = train.phase_data(ft)
+    pairs, val_pairs = data.phase_data(ft)
     assert {split_of(p) for p, _ in pairs} == {"train"} and {split_of(p) for p, _ in val_pairs} == {"val"}
     assert {split_of(p) for p, _ in make_examples(ft.task, ft.n_test, "test", ft.data_seed)} == {"test"}

@@ -1,0 +1,282 @@
+"""
+The plumbing every script shares, kept out of the files that teach: errors a user can cause and how a
+script reports them, config files and --key=value flags, the device, atomic checkpoint files, the
+provenance stamped on every result (command, commit, machine), and statistics over seeds.
+It imports no other file of the project: everything else may import it.
+"""
+import ast
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import pickle
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+
+# --- errors: what a user can cause is one line on stderr and an exit code, never a traceback ----------
+
+
+class ConfigError(ValueError):
+    """A bad setting: exit code 2."""
+
+
+class DataError(ValueError):
+    """Bad data or data settings (a missing or truncated file, a task too small for n): exit code 2."""
+
+
+class CheckpointError(ValueError):
+    """A missing, unreadable, unsafe or mismatched checkpoint: exit code 2."""
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (a non-finite loss): exit code 1."""
+
+
+def run_cli(name, body):
+    """Run body() for a script; returns the exit code (0, 1 or 2), the error printed as one line."""
+    try:
+        body()
+    except (ConfigError, CheckpointError, DataError) as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+# --- config: a dataclass's defaults, then config files, then --key=value ------------------------------
+
+
+def parse_config(argv, cls):
+    """Build cls from its defaults, then each config file in argv (`key = literal` lines, read with
+    ast and never executed), then each --key=value. An unknown key or a wrong type is a ConfigError."""
+    values = {}
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            print("usage: [config files] [--key=value ...]; keys and their defaults:")
+            for f in dataclasses.fields(cls):
+                print(f"  --{f.name}={f.default!r}")
+            sys.exit(0)
+        if arg.startswith("--"):
+            key, eq, raw = arg[2:].partition("=")
+            if not eq:
+                raise ConfigError(f"expected --key=value, got {arg!r}")
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                value = raw
+            values[key] = _coerce(cls, key, value, raw)
+        else:
+            values.update({k: _coerce(cls, k, v) for k, v in _read_config_file(arg).items()})
+    return cls(**values)
+
+
+def _read_config_file(path):
+    if not os.path.exists(path):
+        raise ConfigError(f"config file not found: {path}")
+    out = {}
+    for node in ast.parse(open(path).read(), filename=path).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            raise ConfigError(f"{path}:{node.lineno}: only `key = value` lines are allowed")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ConfigError(f"{path}:{node.lineno}: value must be a literal") from None
+    return out
+
+
+def _coerce(cls, key, value, raw=None):
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    if key not in fields:
+        close = difflib.get_close_matches(key, fields, n=1)
+        raise ConfigError(f"unknown config key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    t = fields[key]
+    if t is str:
+        if raw is not None or isinstance(value, str):
+            return raw if raw is not None else value
+    elif t is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    elif t is bool and raw is not None and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    elif type(value) is t:
+        return value
+    raise ConfigError(f"config key {key!r} needs a {t.__name__}, got {value!r}")
+
+
+def pick_device(name):
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+def setup_distributed(cfg):
+    """(rank, world size, device). Under torchrun (RANK set): one process per GPU with nccl, or per CPU
+    process with gloo; otherwise a single process on cfg.device."""
+    if "RANK" not in os.environ:
+        return 0, 1, pick_device(cfg.device)
+    rank, local_rank, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
+    if cfg.grad_accum % world:
+        raise ConfigError(f"grad_accum {cfg.grad_accum} must be a multiple of the {world} processes")
+    cuda = pick_device(cfg.device).startswith("cuda")
+    torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+    device = f"cuda:{local_rank}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+# --- checkpoint files ------------------------------------------------------------------------------------
+
+
+def save_checkpoint(path, ckpt):
+    """Atomic: write a temporary file in the same folder, flush and fsync it, then rename it over
+    path. A crash at any moment leaves either the previous checkpoint or the new one, never half."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        torch.save(ckpt, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)  # make the rename itself durable
+    finally:
+        os.close(fd)
+
+
+def read_checkpoint(path, device="cpu"):
+    """torch.load with weights_only=True: tensors and plain Python values only, so a checkpoint that
+    carries pickled code is refused instead of run."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [line.strip() for line in str(e).splitlines() if "unsupported" in line.lower()]
+        lines = lines or ["unpickling failed"]
+        if "global" in lines[0].lower():  # it names a function or class to import: code, not data
+            raise CheckpointError(f"{path}: refusing to load, it holds more than tensors and plain values "
+                                  f"({lines[0][:160]})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({lines[0][:160]})") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:200]})") from None
+
+
+def fingerprint(state_dict):
+    """A short hash of a model's weights (names, dtypes, shapes and values): the identity of the model a
+    finetune started from, so that a finetune of an older pretrained model is never reused."""
+    h = hashlib.sha256()
+    for name, t in sorted(state_dict.items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def check_writable(folder):
+    """Fail before any work if a folder cannot be written (rather than after an hour of training)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write_test{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"cannot write to out_dir {folder!r}: {e.strerror or e}") from None
+
+# --- provenance: what every result file is stamped with ---------------------------------------------
+
+
+# settings that change the bits of CPU results (python bench.py --suite=repro), recorded when set
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS")
+
+
+def machine():
+    """What a result was computed on. CPU results depend on the instruction set torch's kernels use
+    (AVX-512 or AVX2), so the CPU's family/model, its AVX-512 support, torch's chosen kernel level and
+    the thread count are recorded with its name."""
+    info = {"cpu": platform.processor(), "cpu_family": None, "cpu_model": None, "avx512": None}
+    try:
+        with open("/proc/cpuinfo") as f:
+            first = f.read().split("\n\n")[0]
+        fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+        info.update(cpu=fields.get("model name", info["cpu"]), cpu_family=fields.get("cpu family"),
+                    cpu_model=fields.get("model"), avx512="avx512f" in fields.get("flags", "").split())
+    except OSError:
+        pass
+    return {**info, "env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
+            "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def commit():
+    """The code's commit, "+dirty" when tracked files differ from it. Take it when a run starts."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_results(stem, result, body, code, t0):
+    """Write <stem>.json (result + command, commit, machine, seconds) and <stem>.md (one provenance
+    line, then body). Returns the full result."""
+    result = {"command": " ".join(["python"] + sys.argv), "commit": code, "machine": machine(),
+              "seconds": time.time() - t0, **result}
+    m = result["machine"]
+    env = "".join(f"{k}={v} " for k, v in m["env"].items())
+    line = (f"`{env}{result['command']}` at commit {result['commit']} on {m['cpu']} (family {m['cpu_family']} "
+            f"model {m['cpu_model']}, {'AVX-512' if m['avx512'] else 'no AVX-512'}, {m['threads']} threads; "
+            f"gpu: {m['gpu']}), {result['seconds']:.0f} s")
+    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+    with open(stem + ".json", "w") as f:
+        json.dump(result, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(f"{line}\n\n{body}\n")
+    return result
+
+# --- statistics over seeds ------------------------------------------------------------------------------
+
+
+# two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (no scipy needed)
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042]
+
+
+def interval95(x, lo=-1.0, hi=1.0):
+    """95% confidence interval of the mean of x (t-interval over seeds), clipped to [lo, hi] (an
+    accuracy or a difference of accuracies cannot leave it); a point for one value."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), float(x.mean())
+    t = T975[len(x) - 2] if len(x) - 1 <= len(T975) else 1.96
+    half = t * x.std(ddof=1) / np.sqrt(len(x))
+    return float(max(lo, x.mean() - half)), float(min(hi, x.mean() + half))
+
+
+def seed_stats(values, base=None):
+    """Mean, std and 95% interval of an accuracy over seeds; with base (the baseline's accuracies on
+    the same seeds), the paired difference and its interval too."""
+    x = np.asarray(values, dtype=float)
+    out = {"accuracy": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else None,
+           "ci95": interval95(x, 0.0, 1.0), "per_seed": x.tolist(), "delta": None, "delta_ci95": None}
+    if base is not None:
+        d = x - np.asarray(base, dtype=float)
+        out.update(delta=float(d.mean()), delta_ci95=interval95(d))
+    return out

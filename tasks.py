@@ -1,0 +1,108 @@
+"""
+The embedded synthetic tasks: each a function from a numpy Generator to one (prefix, target) text pair,
+with its alphabet (strings whose tokens cover every text it can write: its compact vocab), and the
+hash-based split that keeps train, val and test prompts apart. Add a task by writing its function and
+registering it in TASKS.
+
+  python -c "import numpy as np, tasks; print(tasks.keysum(np.random.default_rng(0)))"
+"""
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from common import DataError
+
+
+def keysum(rng, n=6):
+    """Digits x_1..x_n, then a key k that arrives last; answer sum_i (x_i * k mod 10).
+    Every digit must be combined with the late key, and without pauses only the positions after the key
+    can do that work: a task where extra positions plausibly help."""
+    xs, k = rng.integers(0, 10, n), int(rng.integers(1, 10))
+    return " ".join(map(str, xs)) + f" | {k} =", f" {int(((xs * k) % 10).sum())}"
+
+
+def addition(rng, n=3):
+    """n-digit + n-digit addition, digits space separated (one token each)."""
+    a, b = rng.integers(0, 10, n), rng.integers(0, 10, n)
+    s = int("".join(map(str, a))) + int("".join(map(str, b)))
+    return f"{' '.join(map(str, a))} + {' '.join(map(str, b))} =", " " + " ".join(str(s))
+
+
+def summod(rng, n=8):
+    """Sum of n digits mod 10: every digit matters (a parity-like task)."""
+    xs = rng.integers(0, 10, n)
+    return " ".join(map(str, xs)) + " =", f" {int(xs.sum() % 10)}"
+
+
+def mult(rng):
+    """3-digit x 2-digit multiplication, digits space separated, answer digits too."""
+    a, b = rng.integers(0, 10, 3), rng.integers(0, 10, 2)
+    p = int("".join(map(str, a))) * int("".join(map(str, b)))
+    return f"{' '.join(map(str, a))} * {' '.join(map(str, b))} =", " " + " ".join(str(p))
+
+
+def hops(rng, chain=4, letters="abcdefgh"):
+    """Variable binding: two chains x1 = digit, x2 = x1, ... of `chain` variables each, statements
+    shuffled; the query names the end of one chain, whose digit is the answer (chain-1 hops)."""
+    names = rng.permutation(list(letters))[: 2 * chain]
+    digits = rng.choice(10, 2, replace=False)
+    stmts = []
+    for c in range(2):
+        v = names[c * chain:(c + 1) * chain]
+        stmts += [f"{v[0]} = {digits[c]}"] + [f"{v[i]} = {v[i - 1]}" for i in range(1, chain)]
+    q = int(rng.integers(0, 2))
+    order = rng.permutation(len(stmts))
+    return " , ".join(stmts[i] for i in order) + f" ; {names[q * chain + chain - 1]} =", f" {digits[q]}"
+
+
+@dataclass(frozen=True)
+class Task:
+    sample: callable
+    alphabet: tuple
+
+
+DIGITS = tuple(str(d) for d in range(10))
+TASKS = {
+    "keysum": Task(keysum, DIGITS + tuple(f" {i}" for i in range(55)) + (" |", " =")),
+    "addition": Task(addition, DIGITS + tuple(f" {d}" for d in DIGITS) + (" +", " =")),
+    "summod": Task(summod, DIGITS + tuple(f" {d}" for d in DIGITS) + (" =",)),
+    "mult": Task(mult, DIGITS + tuple(f" {d}" for d in DIGITS) + (" *", " =")),
+    "hops": Task(hops, tuple("abcdefgh") + tuple(f" {c}" for c in "abcdefgh")
+                 + tuple(f" {d}" for d in DIGITS) + (" =", " ,", " ;")),
+}
+# size of each task's prompt space, to say how much of it training covers
+SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None}
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_of(prefix):
+    """Which split a prompt belongs to, from a hash of its text: 80/10/10. Because the split is a
+    function of the prompt, no prompt can ever land in two splits, whatever the seeds or sizes."""
+    h = int.from_bytes(hashlib.sha256(prefix.encode()).digest()[:8], "little") % 10
+    return "test" if h == 0 else "val" if h == 1 else "train"
+
+
+@lru_cache(maxsize=16)  # eval.py asks for the same sets in several runs
+def make_examples(task, n, split, seed):
+    """n distinct (prefix, target) pairs of one split, deterministic in (task, split, seed)."""
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    rng = np.random.default_rng([seed, SPLITS.index(split), sum(map(ord, task))])
+    seen, out = set(), []
+    for _ in range(50 * n + 1000):  # bounded: a task whose space is too small fails loudly below
+        if len(out) == n:
+            return tuple(out)
+        prefix, target = TASKS[task].sample(rng)
+        if prefix not in seen and split_of(prefix) == split:
+            seen.add(prefix)
+            out.append((prefix, target))
+    raise DataError(f"task {task!r} has fewer than {n} distinct {split} prompts")
+
+
+def corpus_text(examples):
+    """Task instances written out with their answers, as pretraining text."""
+    return [p + t for p, t in examples]

@@ -1,0 +1,266 @@
+"""The pause rules of pause.py, each proved on tiny self-made data, and through the training script's own
+batches where a rule reaches training (the README's rule table points here)."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import data
+import downstream
+from common import parse_config
+from data import Vocab
+from model import GPT, GPTConfig
+from pause import answer, choice_logprob, collate, format_example, insert_pauses, lm_targets, pause_slots
+from tiny import EOT, PAUSE, V, Successor, all_logits, tiny
+from train import Config
+
+TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=8", "--n_pretrain=300",
+        "--n_train=200", "--n_val=50", "--eval_iters=2", "--progress=False", "--warmup_iters=2"]
+
+# --- pause pretraining -----------------------------------------------------------------------------
+
+
+def test_pause_slots_exact_count_and_uniform():
+    rng = np.random.default_rng(0)
+    B, L, n = 20000, 40, 4
+    slots = pause_slots(B, L, n, rng)
+    assert slots.shape == (B, L + n) and (slots.sum(1) == n).all()
+    freq = slots.mean(0)  # each of the L+n slots should hold a pause with probability n/(L+n)
+    p = n / (L + n)
+    assert np.abs(freq - p).max() < 5 * np.sqrt(p * (1 - p) / B)
+    # first and last third equally likely: no drift towards either end
+    assert abs(freq[: (L + n) // 3].mean() - freq[-(L + n) // 3:].mean()) < 0.01
+
+
+def test_pause_slots_exact_even_with_tied_keys():
+    class Tied:  # a generator whose keys all tie: the count must still be exact
+        def random(self, shape):
+            return np.zeros(shape)
+    assert (pause_slots(3, 10, 2, Tied()).sum(1) == 2).all()
+
+
+def test_insert_pauses_count_trim_order():
+    rng = np.random.default_rng(1)
+    B, L, P = 500, 50, 999
+    seqs = np.arange(B * L).reshape(B, L)  # distinct tokens, so order is checkable
+    out = insert_pauses(seqs, 0.1, P, rng)
+    assert out.shape == (B, L)
+    n = round(0.1 * L)
+    pauses = (out == P).sum(1)
+    assert pauses.max() <= n and pauses.mean() > 0.8 * n  # n inserted, a few cut off with the tail
+    for r in range(B):  # the real tokens are the row's first tokens, in order: trimmed at the end
+        real = out[r][out[r] != P]
+        assert (real == seqs[r, : len(real)]).all() and len(real) == L - pauses[r]
+    # seeded: the same rng state gives the same pauses
+    assert (insert_pauses(seqs, 0.1, P, np.random.default_rng(7)) ==
+            insert_pauses(seqs, 0.1, P, np.random.default_rng(7))).all()
+    assert (insert_pauses(seqs, 0.0, P, rng) == seqs).all()
+
+
+def test_lm_targets_ignore_exactly_pause_predictions():
+    P = 9
+    seqs = np.array([[1, P, 2, P, P, 3, 4, P]])
+    x, y = lm_targets(seqs, P)
+    assert x.tolist() == [[1, P, 2, P, P, 3, 4]]
+    assert y.tolist() == [[-1, 2, -1, -1, 3, 4, -1]]  # -1 exactly where the next token is a pause
+    # a pause *input* followed by a real token still predicts it
+    assert y[0, 1] == 2 and y[0, 4] == 3
+
+
+def test_pretraining_batches_carry_the_papers_pause_count():
+    """Through data.make_batcher (what train() uses): a window of L = block_size + 1 tokens gets
+    round(0.1 * L) pauses inserted at uniform slots, then is cut back to L; every position whose next
+    token is a pause has target -1. L = 58: round gives 6 pauses, floor would give 5."""
+    cfg = parse_config(TINY + ["--pause_frac=0.1", "--block_size=57"], Config)
+    train_set, _ = data.phase_data(cfg)
+    vocab = data.task_vocab(cfg.task)
+    batcher = data.make_batcher(cfg, train_set, vocab, 57)
+    x, y = batcher.get(4000, np.random.default_rng(0))
+    P, L, n = vocab.pause_id, 58, 6
+    # each of the first L - 1 of the L + n slots holds a pause with probability n / (L + n)
+    expected = (L - 1) * n / (L + n)  # 5.34 (floor: 57 * 5 / 63 = 4.52)
+    assert abs((x == P).sum(1).mean() - expected) < 0.1
+    assert ((y == -1) == np.concatenate([x[:, 1:] == P, y[:, -1:] == -1], 1)).all()  # -1 exactly before a pause
+    assert ((x == P) & (y == -1)).sum() < (x == P).sum()  # a pause input still predicts the next real token
+    plain = data.make_batcher(dataclasses.replace(cfg, pause_frac=0.0), train_set, vocab, 57)
+    assert not (plain.get(100, np.random.default_rng(0))[0] == P).any()
+
+
+# --- pause finetuning ------------------------------------------------------------------------------
+
+
+def test_format_example_layout_and_targets():
+    P, E = 9, 8
+    x, y = format_example(np.array([1, 2, 3]), np.array([5, 6]), 2, P, E)
+    # sequence: 1 2 3 P P 5 6 E ; x drops the last, y drops the first
+    assert x.tolist() == [1, 2, 3, P, P, 5, 6]
+    assert y.tolist() == [-1, -1, -1, -1, 5, 6, E]  # the last pause predicts the first target token
+    x0, y0 = format_example(np.array([1, 2, 3]), np.array([5]), 0, P, E)
+    assert x0.tolist() == [1, 2, 3, 5] and y0.tolist() == [-1, -1, 5, E]  # M=0: the standard format
+
+
+def test_format_example_prepend():
+    P, E = 9, 8
+    x, y = format_example(np.array([1, 2, 3]), np.array([5, 6]), 2, P, E, placement="prepend")
+    assert x.tolist() == [P, P, 1, 2, 3, 5, 6]
+    assert y.tolist() == [-1, -1, -1, -1, 5, 6, E]  # the last prompt token predicts the answer
+
+
+def test_collate_pads_targets_with_ignore():
+    X, Y = collate([(np.array([1, 2]), np.array([-1, 3])), (np.array([4]), np.array([5]))], pad_id=0)
+    assert X.tolist() == [[1, 2], [4, 0]] and Y.tolist() == [[-1, 3], [5, -1]]
+
+
+@pytest.mark.parametrize("placement", ["append", "prepend"])
+def test_finetuning_batches_put_the_pauses_where_placement_says(placement):
+    cfg = parse_config(TINY + ["--phase=finetune", "--n_pause=5", f"--placement={placement}"], Config)
+    train_set, _ = data.phase_data(cfg)
+    vocab = data.task_vocab(cfg.task)
+    x, y = data.make_batcher(cfg, train_set, vocab, 32).get(64, np.random.default_rng(0))
+    prompt_len = len(vocab.encode(train_set[0][0]))  # every keysum prompt has the same length
+    pauses = x == vocab.pause_id
+    assert (pauses.sum(1) == 5).all()
+    where = slice(prompt_len, prompt_len + 5) if placement == "append" else slice(0, 5)
+    assert pauses[:, where].all()
+    first_target = prompt_len + 5 - 1  # the last pause (append) or the last prompt token (prepend)
+    assert (y[:, :first_target] == -1).all() and (y[:, first_target] != -1).all()
+
+
+def test_finetune_loss_is_cross_entropy_over_target_positions_only():
+    model = tiny()
+    examples = [format_example(np.array([1, 2, 3]), np.array([4, 5]), 3, PAUSE, EOT),
+                format_example(np.array([6, 7]), np.array([8]), 3, PAUSE, EOT)]
+    X, Y = (torch.from_numpy(a) for a in collate(examples, EOT))
+    logits, loss = model(X, Y)
+    assert logits.shape == (5, V)  # the head ran at the 5 supervised positions only
+    # by hand: the positions that predict a target token or the end token, nothing else
+    logp = F.log_softmax(all_logits(model, X).double(), dim=-1)
+    terms = [-logp[0, 5, 4], -logp[0, 6, 5], -logp[0, 7, EOT],  # 1 2 3 P P P | 4 5 E
+             -logp[1, 4, 8], -logp[1, 5, EOT]]                   # 6 7 P P P | 8 E
+    torch.testing.assert_close(loss.double(), torch.stack(terms).mean(), rtol=1e-5, atol=1e-6)
+
+
+# --- pause inference -------------------------------------------------------------------------------
+
+
+def force_pause_argmax(model):
+    with torch.no_grad():  # final hidden state = c everywhere, and the pause row points along c
+        c = torch.ones_like(model.transformer.ln_f.bias)
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(c)
+        model.lm_head.weight[PAUSE] = 10 * c
+
+
+def test_generate_never_emits_pause():
+    model = tiny()
+    force_pause_argmax(model)
+    idx = torch.randint(0, 10, (4, 5))
+    assert model.generate(idx, 10)[:, 5:].eq(PAUSE).all()  # without the ban: only pauses
+    for greedy in (True, False):
+        out = model.generate(idx, 20, greedy=greedy, ban_ids=(PAUSE,))
+        assert not out[:, 5:].eq(PAUSE).any()
+    out = answer(model, [[1, 2, 3]] * 3, 4, PAUSE, EOT, max_new_tokens=10)
+    assert all(PAUSE not in a for a in out)
+
+
+def reference_answer(model, prompt, n_pause, max_new):
+    """Spelled out: prompt + pauses through plain greedy generation, output after the last pause,
+    cut at the end token."""
+    idx = torch.tensor([prompt + [PAUSE] * n_pause])
+    out = model.generate(idx, max_new, ban_ids=(PAUSE,))[0, idx.size(1):].tolist()
+    return out[:out.index(EOT)] if EOT in out else out
+
+
+def test_answer_appends_pauses_and_reads_after_them():
+    model = tiny(1)
+    for m in (0, 1, 5):
+        assert answer(model, [[1, 2, 3, 4]], m, PAUSE, EOT, max_new_tokens=6)[0] == \
+            reference_answer(model, [1, 2, 3, 4], m, 6)
+
+
+def test_answer_with_dots_or_prepended_pauses():
+    model = tiny(7)
+    DOT = 10
+    got = answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5, filler_id=DOT)[0]
+    ref = model.generate(torch.tensor([[1, 2, 3] + [DOT] * 4]), 5, ban_ids=(PAUSE,))[0, 7:].tolist()
+    assert got == (ref[:ref.index(EOT)] if EOT in ref else ref)
+    got = answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5, placement="prepend")[0]
+    ref = model.generate(torch.tensor([[PAUSE] * 4 + [1, 2, 3]]), 5, ban_ids=(PAUSE,))[0, 7:].tolist()
+    assert got == (ref[:ref.index(EOT)] if EOT in ref else ref)
+
+
+def test_batched_answers_equal_one_at_a_time():
+    model = tiny(2)
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(0, 10, rng.integers(2, 7)).tolist() for _ in range(12)]
+    batched = answer(model, prompts, 3, PAUSE, EOT, max_new_tokens=5, batch_size=4)
+    single = [answer(model, [p], 3, PAUSE, EOT, max_new_tokens=5)[0] for p in prompts]
+    assert batched == single
+
+
+def test_answer_refuses_what_does_not_fit():
+    model = tiny()
+    import pytest
+    with pytest.raises(ValueError, match="block_size"):
+        answer(model, [[1] * 20], 10, PAUSE, EOT, max_new_tokens=5)
+
+
+def test_generate_stops_only_when_every_row_has_ended():
+    model = Successor({1: 2, 2: EOT, 5: 6, 6: 7, 7: 8, 8: 9, 9: EOT, EOT: 0})
+    out = model.generate(torch.tensor([[1], [5]]), 10, stop_id=EOT)
+    assert out[1, 1:].tolist() == [6, 7, 8, 9, EOT]  # row 1 goes on after row 0 has ended
+    assert out[0, 1:3].tolist() == [2, EOT]
+    assert answer(model, [[1], [5]], 0, PAUSE, EOT, max_new_tokens=10) == [[2], [6, 7, 8, 9]]  # no end token
+
+
+def test_answer_never_produces_padding_ids_of_the_full_vocab():
+    vocab = Vocab(None)
+    padding = 50300  # a row of the padded 50304-wide head that is no token
+    assert padding in vocab.unused_ids and 50257 not in vocab.unused_ids and 50256 not in vocab.unused_ids
+    model = Successor({1: padding, 2: padding}, vocab_size=vocab.size)
+    out = answer(model, [[1, 2]], 2, vocab.pause_id, vocab.eot_id, max_new_tokens=3, ban_ids=vocab.unused_ids)[0]
+    assert len(out) == 3 and all(t < vocab.pause_id for t in out)
+    vocab.decode(out)  # decodable: a padding id would raise KeyError here
+    assert Vocab.compact([1, 2, 3]).unused_ids == ()  # a compact vocab has no padding rows
+
+
+@pytest.mark.parametrize("placement", ["append", "prepend"])
+def test_choice_likelihood_after_pauses_matches_a_full_forward(placement):
+    vocab = Vocab(None)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=64, vocab_size=vocab.size, n_layer=1, n_head=1, n_embd=8)).eval()
+    prefix, choice, m = vocab.encode("The cat sat on the"), vocab.encode(" warm mat"), 3
+    pauses = [vocab.pause_id] * m
+    head = list(prefix) + pauses if placement == "append" else pauses + list(prefix)
+    seq = torch.tensor(head + list(choice))
+    with torch.no_grad():
+        logits, _ = model(seq[None], torch.zeros_like(seq)[None])
+    logp = torch.log_softmax(logits.view(len(seq), -1), -1)
+    start = len(head)  # the first choice token; it is predicted by the position before it
+    expected = sum(logp[start - 1 + i, t].item() for i, t in enumerate(choice))
+    got = choice_logprob(model, prefix, choice, m, vocab.pause_id, vocab.eot_id, placement)
+    assert got == pytest.approx(expected, rel=1e-5)
+    if placement == "prepend":  # the same pauses after the prompt give another likelihood
+        assert choice_logprob(model, prefix, choice, m, vocab.pause_id, vocab.eot_id) != pytest.approx(got)
+    examples = [{"prefix": "The cat sat on the", "choices": [" warm mat", " moon", " idea"], "label": k}
+                for k in range(3)]
+    scores = [choice_logprob(model, prefix, vocab.encode(c), m, vocab.pause_id, vocab.eot_id, placement)
+              for c in examples[0]["choices"]]
+    best = int(max(range(3), key=lambda i: scores[i]))
+    acc, _ = downstream.rank_accuracy(model, vocab, examples, m, placement=placement)
+    assert acc == pytest.approx(1 / 3)  # right for label == best only
+    assert downstream.rank_accuracy(model, vocab, [examples[best]], m, placement=placement)[0] == 1.0
+
+
+def test_finetuning_batches_take_one_pause_count_per_example():
+    """Mixed pause counts: Batcher(n_pause=[...]) formats each example with its own number of pauses."""
+    vocab = data.task_vocab("keysum")
+    pairs = data.encode_pairs(data.make_examples("keysum", 6, "train", 0), vocab)
+    counts = [0, 1, 2, 3, 4, 8]
+    batcher = data.Batcher(vocab, examples=pairs, block_size=32, n_pause=counts)
+    assert ((batcher.X == vocab.pause_id).sum(1) == counts).all()
+    for (p, t), m, x, y in zip(pairs, counts, batcher.X, batcher.Y):
+        fx, fy = format_example(p, t, m, vocab.pause_id, vocab.eot_id)
+        assert (x[:len(fx)] == fx).all() and (y[:len(fy)] == fy).all() and (y[len(fy):] == -1).all()

@@ -1,0 +1,34 @@
+"""Small models shared by the tests: a tiny random GPT, all-position logits, and a scripted GPT."""
+import torch
+
+from model import GPT, GPTConfig
+
+V, PAUSE, EOT = 13, 11, 12  # a 13-token vocab whose last two ids play <|pause|> and <|endoftext|>
+
+
+def tiny(seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = dict(block_size=32, vocab_size=V, n_layer=2, n_head=2, n_embd=16)
+    return GPT(GPTConfig(**{**cfg, **kw})).eval()
+
+
+def all_logits(model, idx):
+    """(B, T, V) logits at every position: with every target kept, the head runs everywhere."""
+    logits, _ = model(idx, torch.zeros_like(idx))
+    return logits.view(*idx.shape, -1)
+
+
+class Successor(GPT):
+    """A GPT whose next token is a fixed function of the last token (next_of[last]); it still goes
+    through generate's cache and stopping logic, so those can be tested with exact outputs."""
+
+    def __init__(self, next_of, vocab_size=V):
+        super().__init__(GPTConfig(block_size=32, vocab_size=vocab_size, n_layer=1, n_head=1, n_embd=8))
+        self.next_of = next_of
+
+    def forward(self, idx, targets=None, cache=None):
+        if cache is not None:
+            cache.pos += idx.size(1)
+        logits = torch.zeros(idx.size(0), 1, self.config.vocab_size)
+        logits[torch.arange(idx.size(0)), 0, [self.next_of.get(int(t), 0) for t in idx[:, -1]]] = 1.0
+        return logits, None
