@@ -166,9 +166,11 @@ def gpt2_ids_of(texts):
 
 @dataclass
 class Batcher:
-    """Random training batches. Pretraining: windows of a token stream (with pauses inserted when
-    pause_frac > 0). Finetuning: formatted (prefix, target) examples with n_pause pauses each, pre-padded
-    once; n_pause may also be a sequence of one count per example (mixed pause counts)."""
+    """Random training batches (x, y, w). Pretraining: windows of a token stream (with pauses inserted
+    when pause_frac > 0). Finetuning: formatted (prefix, target) examples with n_pause pauses each
+    (one int, or one per example: mixed pause counts), pre-padded once; optionally with hints, one id
+    per pause slot, or input_hints, one id (or -1) per prompt position. w: None, or per-position loss
+    weights when hints weigh other than 1 (hint_weight)."""
     vocab: Vocab
     tokens: object = None      # pretraining stream: an array, or the path of a uint16 .bin token file
     examples: list = None      # finetuning (prefix_ids, target_ids) pairs
@@ -176,6 +178,9 @@ class Batcher:
     pause_frac: float = 0.0
     n_pause: object = 0        # int, or one int per example
     placement: str = "append"
+    hints: list = None         # one array of hint ids per example
+    input_hints: list = None   # one array of ids (-1: none) per example, as long as its prefix
+    hint_weight: float = 1.0
 
     def __post_init__(self):
         if isinstance(self.tokens, str):
@@ -185,10 +190,19 @@ class Batcher:
             if size // 2 < self.block_size + 2:
                 raise DataError(f"{self.tokens} holds {size // 2} tokens, fewer than block_size + 2")
         if self.examples is not None:
-            counts = np.broadcast_to(self.n_pause, len(self.examples))
-            self.X, self.Y = collate([format_example(p, t, int(m), self.vocab.pause_id, self.vocab.eot_id,
-                                                     self.placement) for (p, t), m in zip(self.examples, counts)],
-                                     self.vocab.eot_id)
+            n = len(self.examples)
+            counts = np.broadcast_to(self.n_pause, n)
+            hints, ihints = self.hints or [()] * n, self.input_hints or [None] * n
+
+            def formatted(with_hints):
+                return collate([format_example(p, t, int(m), self.vocab.pause_id, self.vocab.eot_id, self.placement,
+                                               *((h, i) if with_hints else ()))
+                                for (p, t), m, h, i in zip(self.examples, counts, hints, ihints)], self.vocab.eot_id)
+            self.X, self.Y = formatted(True)
+            self.W = None
+            if self.hint_weight != 1 and (self.hints or self.input_hints):  # weigh the hinted positions
+                plain = formatted(False)[1]
+                self.W = np.where((self.Y != -1) & (plain == -1), self.hint_weight, 1.0).astype(np.float32)
             if self.X.shape[1] > self.block_size:
                 raise DataError(f"prefix + {counts.max()} pauses + target is {self.X.shape[1]} tokens, "
                                 f"longer than block_size {self.block_size}")
@@ -196,7 +210,7 @@ class Batcher:
     def get(self, batch_size, rng):
         if self.examples is not None:
             idx = rng.integers(0, len(self.X), batch_size)
-            return self.X[idx], self.Y[idx]
+            return self.X[idx], self.Y[idx], None if self.W is None else self.W[idx]
         tokens = self.tokens
         if isinstance(tokens, str):
             # a fresh memmap per batch: reads only the windows, and memory never grows (a long-lived
@@ -206,7 +220,7 @@ class Batcher:
         seqs = tokens[starts[:, None] + np.arange(self.block_size + 1)].astype(np.int64)
         if self.pause_frac > 0:
             seqs = insert_pauses(seqs, self.pause_frac, self.vocab.pause_id, rng)
-        return lm_targets(seqs, self.vocab.pause_id)
+        return (*lm_targets(seqs, self.vocab.pause_id), None)
 
 
 def phase_data(cfg):
@@ -245,7 +259,24 @@ def make_batcher(cfg, data, vocab, block_size):
         if room < 1:
             raise DataError("no room for a prefix: block_size is too small for the pauses and the answer")
         pairs = [(downstream.fit_prefix(p, block_size - cfg.n_pause - len(t)), t) for p, t in pairs]
-    return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=cfg.n_pause, placement=cfg.placement)
+        return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=cfg.n_pause, placement=cfg.placement)
+    n_pause = cfg.n_pause
+    if cfg.n_pause_min >= 0:  # mixed pause counts: each example gets its own M in [n_pause_min, n_pause]
+        n_pause = np.random.default_rng([cfg.data_seed, len(pairs)]).integers(cfg.n_pause_min, cfg.n_pause + 1,
+                                                                              len(pairs))
+    task = TASKS[cfg.task]
+    hints = [hint_ids(task.hints(p), vocab) for p, _ in data] if cfg.hints else None
+    ihints = [hint_ids(task.input_hints(p), vocab) for p, _ in data] if cfg.input_hints else None
+    return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=n_pause, placement=cfg.placement,
+                   hints=hints, input_hints=ihints, hint_weight=cfg.hint_weight)
+
+
+def hint_ids(texts, vocab):
+    """A task's hint texts as model ids, one token each (None: no hint, -1)."""
+    ids = [[-1] if t is None else vocab.encode(t) for t in texts]
+    if any(len(i) != 1 for i in ids):
+        raise DataError(f"a hint must be one token: {texts}")
+    return np.array([i[0] for i in ids], dtype=np.int64)
 
 
 def show_examples():
@@ -254,9 +285,13 @@ def show_examples():
     rng = np.random.default_rng(0)
     print("pretraining, pause_frac=0.1 (a pause's own prediction is kept, predicting a pause is not):")
     show_batch(*Batcher(vocab, tokens=encode_corpus(corpus_text(pairs), vocab), block_size=24,
-                        pause_frac=0.1).get(2, rng), vocab)
+                        pause_frac=0.1).get(2, rng)[:2], vocab)
     print("finetuning, n_pause=4 (loss on the target and the end token only):")
-    show_batch(*Batcher(vocab, examples=encode_pairs(pairs, vocab), n_pause=4).get(2, rng), vocab)
+    show_batch(*Batcher(vocab, examples=encode_pairs(pairs, vocab), n_pause=4).get(2, rng)[:2], vocab)
+    pairs, vocab = make_examples("keyparity", 2, "train", seed=0), task_vocab("keyparity")
+    print("finetuning keyparity with hints, n_pause=10 (pause j: are exactly j digits above the key?):")
+    hints = [hint_ids(TASKS["keyparity"].hints(p), vocab) for p, _ in pairs]
+    show_batch(*Batcher(vocab, examples=encode_pairs(pairs, vocab), n_pause=10, hints=hints).get(1, rng)[:2], vocab)
 
 
 if __name__ == "__main__":

@@ -61,20 +61,45 @@ def lm_targets(seqs, pause_id):
     return x, y
 
 
-def format_example(prefix, target, n_pause, pause_id, eot_id, placement="append"):
+def format_example(prefix, target, n_pause, pause_id, eot_id, placement="append", hints=(), input_hints=None):
     """Pause finetuning: prefix + [pause]*n_pause + target + [eot] (the paper's appended pauses;
     placement="prepend" puts them before the prefix instead, its ablation). n_pause=0 is standard
     finetuning.
 
     Returns (x, y) of equal length: x the inputs, y the next-token targets, -1 on every position that
     predicts a prefix or a pause token, so the loss falls on the target tokens and the end token only.
-    The last pause (or, prepended, the last prompt token) predicts the first target token."""
+    The last pause (or, prepended, the last prompt token) predicts the first target token.
+
+    Hints (not in the paper; off unless given): the output of pause j is trained to predict hints[j]
+    instead of being ignored, for the first min(len(hints), n_pause - 1) pauses (the last pause still
+    predicts the answer), so each pause slot has a supervised job. input_hints (one id or -1 per prompt
+    position) puts the same kind of supervision on the prompt positions instead: the control that
+    needs no pauses."""
     pauses = np.full(n_pause, pause_id)
     head = [prefix, pauses] if placement == "append" else [pauses, prefix]
     seq = np.concatenate(head + [target, [eot_id]]).astype(np.int64)
     x, y = seq[:-1], seq[1:].copy()
     y[: len(prefix) + n_pause - 1] = -1
+    m = min(len(hints), n_pause - 1)
+    if m > 0:
+        if placement != "append":
+            raise ValueError("hints need appended pauses: a prepended pause cannot see the prompt")
+        y[len(prefix): len(prefix) + m] = hints[:m]  # pause j sits at position len(prefix) + j
+    if input_hints is not None:
+        if len(input_hints) != len(prefix) or input_hints[-1] != -1:
+            raise ValueError("input_hints: one per prompt position, and -1 at the last (it leads to the answer)")
+        at = 0 if placement == "append" else n_pause  # where the prompt starts
+        hinted = np.asarray(input_hints) >= 0
+        y[at: at + len(prefix)][hinted] = np.asarray(input_hints)[hinted]
     return x, y
+
+
+def weighted_loss(logits, y, w):
+    """The hint weight: mean cross-entropy over the supervised positions (y != -1), each weighted by w
+    (hint_weight at hinted positions, 1 elsewhere). logits are the model's, at those positions only."""
+    keep = y != -1
+    ce = torch.nn.functional.cross_entropy(logits.float(), y[keep], reduction="none")
+    return (ce * w[keep]).sum() / w[keep].sum()
 
 
 def collate(examples, pad_id):

@@ -57,13 +57,78 @@ def hops(rng, chain=4, letters="abcdefgh"):
     return " , ".join(stmts[i] for i in order) + f" ; {names[q * chain + chain - 1]} =", f" {digits[q]}"
 
 
+# --- parity tasks with hints: where pause slots can be given a job ------------------------------------
+# Each prompt token is one word of the prompt (a digit, "|" or "="), so per-token hints are per word.
+
+
+def parity(rng, n=16):
+    """n random bits; the answer is their parity. A small transformer does not learn it from the answer
+    alone (a count mod 2 is hard to read off an attention average)."""
+    xs = rng.integers(0, 2, n)
+    return " ".join(map(str, xs)) + " =", f" {int(xs.sum() % 2)}"
+
+
+def parity_hints(prefix):
+    """Pause j (j = 0..n) is trained to say whether exactly j of the bits are 1: each slot does one
+    comparison, in parallel, and the answer is an OR of the odd slots."""
+    ones = sum(int(w) for w in prefix.split()[:-1])
+    return [f" {int(ones == j)}" for j in range(len(prefix.split()))]
+
+
+def parity_input_hints(prefix):
+    """The same kind of supervision on the prompt: the bit at position i is trained to predict the
+    running count of ones up to i (no pauses needed: the count can be computed where the bits are)."""
+    bits = [int(w) for w in prefix.split()[:-1]]
+    return [f" {c}" for c in np.cumsum(bits)] + [None]
+
+
+def keyparity(rng, n=8, key_first=False):
+    """Late-key threshold parity: digits x_1..x_n and a key k; the answer is the parity of #{i: x_i > k}.
+    With the key last, no prompt position can count the digits above k (k is not there yet): only the
+    positions after the key can, and pauses add such positions. key_first=True is the control."""
+    xs, k = rng.integers(0, 10, n), int(rng.integers(0, 10))
+    digits = " ".join(map(str, xs))
+    prompt = f"{k} | {digits} =" if key_first else f"{digits} | {k} ="
+    return prompt, f" {int((xs > k).sum() % 2)}"
+
+
+def _keyparity_parts(prefix):
+    words = prefix.split()
+    if words[1] == "|":  # key first: "k | x_1 .. x_n ="
+        return int(words[0]), [int(w) for w in words[2:-1]], True
+    return int(words[-2]), [int(w) for w in words[:-3]], False  # "x_1 .. x_n | k ="
+
+
+def keyparity_hints(prefix):
+    """Pause j (j = 0..n) is trained to say whether exactly j digits are above the key."""
+    k, xs, _ = _keyparity_parts(prefix)
+    above = sum(x > k for x in xs)
+    return [f" {int(above == j)}" for j in range(len(xs) + 1)]
+
+
+def keyparity_input_hints(prefix):
+    """The same intermediate on the prompt, where it can be computed: with the key first, digit i is
+    trained to predict the running count of digits above k. With the key last, k is unknown there; the
+    fairest such supervision is the running count above the middle threshold 4 (None: no hint)."""
+    k, xs, key_first = _keyparity_parts(prefix)
+    counts = [f" {c}" for c in np.cumsum([x > (k if key_first else 4) for x in xs])]
+    return [None, None] + counts + [None] if key_first else counts + [None, None, None]
+
+
 @dataclass(frozen=True)
 class Task:
     sample: callable
     alphabet: tuple
+    hints: callable = None         # prefix -> the text each pause slot is trained to predict (the hint rule)
+    input_hints: callable = None   # prefix -> the text each prompt position is trained to predict (None: none)
+
+
+def _n(fn, **kw):
+    return lambda rng: fn(rng, **kw)
 
 
 DIGITS = tuple(str(d) for d in range(10))
+SPACED = tuple(f" {i}" for i in range(25))
 TASKS = {
     "keysum": Task(keysum, DIGITS + tuple(f" {i}" for i in range(55)) + (" |", " =")),
     "addition": Task(addition, DIGITS + tuple(f" {d}" for d in DIGITS) + (" +", " =")),
@@ -71,9 +136,17 @@ TASKS = {
     "mult": Task(mult, DIGITS + tuple(f" {d}" for d in DIGITS) + (" *", " =")),
     "hops": Task(hops, tuple("abcdefgh") + tuple(f" {c}" for c in "abcdefgh")
                  + tuple(f" {d}" for d in DIGITS) + (" =", " ,", " ;")),
+    "parity": Task(parity, DIGITS + SPACED + (" =",), parity_hints, parity_input_hints),
+    "keyparity": Task(keyparity, DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
+    "keyparity_first": Task(_n(keyparity, key_first=True), DIGITS + SPACED + (" |", " ="), keyparity_hints,
+                            keyparity_input_hints),
+    "keyparity12": Task(_n(keyparity, n=12), DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
+    "keyparity12_first": Task(_n(keyparity, n=12, key_first=True), DIGITS + SPACED + (" |", " ="), keyparity_hints,
+                              keyparity_input_hints),
 }
 # size of each task's prompt space, to say how much of it training covers
-SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None}
+SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None, "parity": 2**16,
+         "keyparity": 10**9, "keyparity_first": 10**9, "keyparity12": 10**13, "keyparity12_first": 10**13}
 
 
 SPLITS = ("train", "val", "test")

@@ -27,6 +27,7 @@ from common import (CheckpointError, ConfigError, TrainingError, check_writable,
                     read_checkpoint, run_cli, save_checkpoint, setup_distributed)
 from data import PAUSE_ID, TOKENIZER_NAME, Vocab, make_batcher, phase_data, task_vocab
 from model import GPT, GPTConfig
+from pause import weighted_loss
 from tasks import TASKS
 
 
@@ -54,7 +55,11 @@ class Config:
     # pauses
     pause_frac: float = 0.0        # pretrain: pauses inserted per token (the paper: 0.10); 0 = StdPT
     n_pause: int = 0               # finetune: M_ft pauses appended to each prefix; 0 = StdFT
+    n_pause_min: int = -1          # finetune: >= 0 mixes pause counts, each example its own M in [this, n_pause]
     placement: str = "append"      # finetune: "append" pauses after the prefix (the paper) or "prepend"
+    hints: bool = False            # finetune: train the pause slots on the task's hint targets (not the paper)
+    input_hints: bool = False      # finetune: train the prompt positions on the task's input hints (a control)
+    hint_weight: float = 1.0       # loss weight of a hinted position (answer positions weigh 1)
     # model (ignored with init_from=<checkpoint>: the checkpoint's shape is used)
     n_layer: int = 2
     n_head: int = 4
@@ -100,6 +105,15 @@ def check_config(cfg):
         raise ConfigError("data_dir (token files of GPT-2 ids) needs phase='pretrain' and vocab='full'")
     if cfg.init_from.startswith("gpt2:") and cfg.vocab != "full":
         raise ConfigError("init_from='gpt2:...' needs vocab='full'")
+    if not -1 <= cfg.n_pause_min <= cfg.n_pause:
+        raise ConfigError(f"n_pause_min must be -1 (off) or in [0, n_pause], got {cfg.n_pause_min}")
+    for key in ("hints", "input_hints"):
+        if getattr(cfg, key) and (cfg.phase != "finetune" or getattr(TASKS.get(cfg.task), key, None) is None):
+            raise ConfigError(f"{key} needs phase='finetune' and a task that defines them, got {cfg.task!r}")
+    if cfg.hints and cfg.placement != "append":
+        raise ConfigError("hints need appended pauses (a prepended pause cannot see the prompt)")
+    if cfg.hint_weight <= 0:
+        raise ConfigError(f"hint_weight must be > 0, got {cfg.hint_weight}")
 
 
 def load_checkpoint(path, device="cpu"):
@@ -174,7 +188,7 @@ def get_lr(it, cfg):
 def estimate_loss(model, batches, device, ctx):
     model.eval()
     losses = []
-    for x, y in batches:
+    for x, y, _ in batches:
         with ctx:
             _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
         losses.append(loss.item())
@@ -254,7 +268,8 @@ def train(cfg):
             # each micro-batch has its own generator, keyed by (seed, step, index over all processes):
             # ranks read different data, and N processes see exactly the batches one process would
             rng = np.random.default_rng([cfg.seed, it, rank * accum + micro])
-            x, y = (torch.from_numpy(a).to(device, non_blocking=True) for a in train_data.get(cfg.batch_size, rng))
+            x, y, w = (None if a is None else torch.from_numpy(a).to(device, non_blocking=True)
+                       for a in train_data.get(cfg.batch_size, rng))
             # dropout masks from the same key: ranks draw different masks, N processes draw the masks
             # one process would, and a resumed run needs no generator state
             torch.manual_seed(int(rng.integers(2**63)))
@@ -262,7 +277,9 @@ def train(cfg):
             # DDP averages gradients over ranks; sync only on the last micro-batch
             with model.no_sync() if world > 1 and micro < accum - 1 else nullcontext():
                 with ctx:
-                    _, loss = model(x, y)
+                    logits, loss = model(x, y)
+                    if w is not None:  # hints weighing other than 1: a weighted mean (pause.weighted_loss)
+                        loss = weighted_loss(logits, y, w)
                 (loss / accum).backward()
             bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), it, bad_step)
         # clip, step the optimizer

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import data
 import downstream
+import pause
 from common import parse_config
 from data import Vocab
 from model import GPT, GPTConfig
@@ -77,7 +78,7 @@ def test_pretraining_batches_carry_the_papers_pause_count():
     train_set, _ = data.phase_data(cfg)
     vocab = data.task_vocab(cfg.task)
     batcher = data.make_batcher(cfg, train_set, vocab, 57)
-    x, y = batcher.get(4000, np.random.default_rng(0))
+    x, y, _ = batcher.get(4000, np.random.default_rng(0))
     P, L, n = vocab.pause_id, 58, 6
     # each of the first L - 1 of the L + n slots holds a pause with probability n / (L + n)
     expected = (L - 1) * n / (L + n)  # 5.34 (floor: 57 * 5 / 63 = 4.52)
@@ -118,7 +119,7 @@ def test_finetuning_batches_put_the_pauses_where_placement_says(placement):
     cfg = parse_config(TINY + ["--phase=finetune", "--n_pause=5", f"--placement={placement}"], Config)
     train_set, _ = data.phase_data(cfg)
     vocab = data.task_vocab(cfg.task)
-    x, y = data.make_batcher(cfg, train_set, vocab, 32).get(64, np.random.default_rng(0))
+    x, y, _ = data.make_batcher(cfg, train_set, vocab, 32).get(64, np.random.default_rng(0))
     prompt_len = len(vocab.encode(train_set[0][0]))  # every keysum prompt has the same length
     pauses = x == vocab.pause_id
     assert (pauses.sum(1) == 5).all()
@@ -264,3 +265,73 @@ def test_finetuning_batches_take_one_pause_count_per_example():
     for (p, t), m, x, y in zip(pairs, counts, batcher.X, batcher.Y):
         fx, fy = format_example(p, t, m, vocab.pause_id, vocab.eot_id)
         assert (x[:len(fx)] == fx).all() and (y[:len(fy)] == fy).all() and (y[len(fy):] == -1).all()
+
+
+# --- pause hints (not in the paper): a supervised job for each pause slot ---------------------------
+
+
+def test_format_example_hints_go_to_the_pause_slots_and_the_last_pause_keeps_the_answer():
+    P, E = 9, 8
+    x, y = format_example(np.array([1, 2, 3]), np.array([5]), 3, P, E, hints=np.array([20, 21, 22, 23]))
+    assert x.tolist() == [1, 2, 3, P, P, P, 5]
+    assert y.tolist() == [-1, -1, -1, 20, 21, 5, E]  # pauses 0 and 1 hinted; the last pause predicts the answer
+    x0, y0 = format_example(np.array([1, 2, 3]), np.array([5]), 3, P, E)
+    assert (x0 == x).all() and y0.tolist() == [-1, -1, -1, -1, -1, 5, E]  # hints change targets, never inputs
+    _, y1 = format_example(np.array([1, 2, 3]), np.array([5]), 1, P, E, hints=np.array([20]))
+    assert y1.tolist() == [-1, -1, -1, 5, E]  # one pause: it must predict the answer, no room for a hint
+    with pytest.raises(ValueError, match="appended"):
+        format_example(np.array([1, 2, 3]), np.array([5]), 3, P, E, placement="prepend", hints=np.array([20]))
+
+
+def test_format_example_input_hints_supervise_the_prompt_positions():
+    P, E = 9, 8
+    _, y = format_example(np.array([1, 2, 3]), np.array([5]), 0, P, E, input_hints=np.array([30, 31, -1]))
+    assert y.tolist() == [30, 31, 5, E]  # prompt positions 0 and 1 predict their hints, not the next token
+    _, y = format_example(np.array([1, 2, 3]), np.array([5]), 2, P, E, placement="prepend",
+                          input_hints=np.array([30, -1, -1]))
+    assert y.tolist() == [-1, -1, 30, -1, 5, E]
+    with pytest.raises(ValueError, match="-1 at the last"):
+        format_example(np.array([1, 2, 3]), np.array([5]), 0, P, E, input_hints=np.array([30, 31, 32]))
+
+
+def test_hinted_batches_carry_the_tasks_hints(monkeypatch):
+    """Through data.make_batcher: on keyparity, pause j's target says whether exactly j digits are above
+    the key; the prompt and the answer are untouched."""
+    cfg = parse_config(TINY + ["--phase=finetune", "--task=keyparity", "--n_pause=10", "--hints=True"], Config)
+    train_set, _ = data.phase_data(cfg)
+    vocab = data.task_vocab(cfg.task)
+    x, y, w = data.make_batcher(cfg, train_set, vocab, 32).get(200, np.random.default_rng(0))
+    assert w is None  # hint_weight 1: a plain mean, no weights
+    one, zero = vocab.encode(" 1")[0], vocab.encode(" 0")[0]
+    for xr, yr in zip(x, y):
+        prompt = vocab.decode(xr[:11])  # "d d d d d d d d | k ="
+        digits, key = [int(d) for d in prompt.split()[:8]], int(prompt.split()[9])
+        above = sum(d > key for d in digits)
+        assert yr[11:20].tolist() == [one if j == above else zero for j in range(9)]  # pauses 0..8
+        assert yr[20] == vocab.encode(f" {above % 2}")[0] and (yr[:11] == -1).all()  # the last pause: the answer
+
+
+def test_hint_weight_weighs_only_hinted_positions():
+    cfg = parse_config(TINY + ["--phase=finetune", "--task=keyparity", "--n_pause=10", "--hints=True",
+                               "--hint_weight=0.25"], Config)
+    train_set, _ = data.phase_data(cfg)
+    vocab = data.task_vocab(cfg.task)
+    x, y, w = data.make_batcher(cfg, train_set, vocab, 32).get(8, np.random.default_rng(0))
+    assert (w[:, 11:20] == 0.25).all() and (w[:, 20:22] == 1).all()
+    y, w = torch.from_numpy(y), torch.from_numpy(w)
+    logits = torch.randn(int((y != -1).sum()), vocab.size)
+    ce = F.cross_entropy(logits, y[y != -1], reduction="none")
+    by_hand = (0.25 * ce[(w[y != -1] == 0.25)].sum() + ce[w[y != -1] == 1].sum()) / (0.25 * 9 + 2) / 8
+    assert pause.weighted_loss(logits, y, w).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    ones = torch.ones_like(w)
+    assert pause.weighted_loss(logits, y, ones).item() == pytest.approx(F.cross_entropy(logits, y[y != -1]).item(),
+                                                                        rel=1e-6)
+
+
+def test_mixed_pause_counts_through_the_training_batches():
+    cfg = parse_config(TINY + ["--phase=finetune", "--n_pause=8", "--n_pause_min=4"], Config)
+    train_set, _ = data.phase_data(cfg)
+    vocab = data.task_vocab(cfg.task)
+    batcher = data.make_batcher(cfg, train_set, vocab, 32)
+    counts = (batcher.X == vocab.pause_id).sum(1)
+    assert counts.min() == 4 and counts.max() == 8 and set(np.unique(counts)) == set(range(4, 9))

@@ -146,12 +146,17 @@ def bad_input_cases(tmp_path):
         "truncated data file": (["--vocab=full", f"--data_dir={tmp_path}/data"], "truncated"),
         "missing checkpoint": (["--phase=finetune", f"--init_from={tmp_path}/none.pt"], "checkpoint not found"),
         "out folder not writable": ([f"--out_dir={tmp_path}/a_file/sub"], "cannot write to out_dir"),
+        "hints on a task without": (["--phase=finetune", "--n_pause=4", "--hints=True"], "hints needs phase"),
+        "hints prepended": (["--phase=finetune", "--task=keyparity", "--n_pause=4", "--hints=True",
+                             "--placement=prepend"], "hints need appended pauses"),
+        "n_pause_min above n_pause": (["--phase=finetune", "--n_pause=4", "--n_pause_min=5"], "n_pause_min"),
     }
 
 
 @pytest.mark.parametrize("case", [
     "unknown key", "wrong type", "negative n_pause", "absurd n_pause", "absurd pause_frac", "too long for block",
-    "missing data file", "truncated data file", "missing checkpoint", "out folder not writable"])
+    "missing data file", "truncated data file", "missing checkpoint", "out folder not writable",
+    "hints on a task without", "hints prepended", "n_pause_min above n_pause"])
 def test_bad_input_one_line_exit_2_nothing_overwritten(case, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
