@@ -15,12 +15,15 @@ stdout and, with the command, commit, seeds and machine, to <out_dir>/results.md
 a plot of accuracy vs M_inf when matplotlib is installed).
 """
 import dataclasses
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 import downstream
 from common import (REPO, ConfigError, commit, fingerprint, parse_config, pick_device, read_checkpoint,
@@ -31,13 +34,25 @@ from pause import answer
 from tasks import make_examples
 from train import Config, check_config, load_checkpoint, train
 
-# the paper's four variants: (pause pretraining?, pause finetuning?)
+@dataclass(frozen=True)
+class Variant:
+    pause_pt: bool          # pretraining with random pauses (PausePT)
+    pause_ft: bool          # finetuning with M_ft pauses after each prompt (PauseFT)
+    hints: bool = False     # the pause slots trained on the task's hints (not in the paper)
+    matched: bool = False   # no pauses, finetuned for as many positions x steps as PauseFT (a control)
+
+
 VARIANTS = {
-    "StdPT_StdFT": (False, False),  # the baseline
-    "StdPT_PauseFT": (False, True),
-    "PausePT_StdFT": (True, False),
-    "PausePT_PauseFT": (True, True),
+    "StdPT_StdFT": Variant(False, False),  # the baseline
+    "StdPT_PauseFT": Variant(False, True),
+    "PausePT_StdFT": Variant(True, False),
+    "PausePT_PauseFT": Variant(True, True),
+    "StdPT_HintFT": Variant(False, True, hints=True),
+    "PausePT_HintFT": Variant(True, True, hints=True),
+    "StdPT_StdFT_matched": Variant(False, False, matched=True),  # the baseline given PauseFT's compute
 }
+SETS = {"default": "StdPT_StdFT,StdPT_PauseFT,StdPT_HintFT,StdPT_StdFT_matched",
+        "paper": "StdPT_StdFT,StdPT_PauseFT,PausePT_StdFT,PausePT_PauseFT", "all": ",".join(VARIANTS)}
 
 
 @dataclass
@@ -46,10 +61,10 @@ class EvalConfig:
     pretrain_config: str = "configs/pretrain.py"  # phase settings (relative paths: cwd, then the repo)
     finetune_config: str = "configs/finetune.py"
     seed: int = 1337
-    seeds: int = 2               # model seeds seed, seed+1, ...; mean ± std over them
-    n_pause: int = 8             # M_ft of the PauseFT variants
+    seeds: int = 4               # model seeds seed, seed+1, ...; mean ± std over them
+    n_pause: int = 10            # M_ft of the PauseFT variants (keyparity: n + 2 = 10, one per hint + the answer)
     pause_frac: float = 0.1      # pauses per token in PausePT (the paper's 10%)
-    variants: str = "all"        # "all" or a comma-separated subset of the four names
+    variants: str = "default"    # names from VARIANTS, comma-separated, or a set: default, paper, all
     sweep: bool = True           # PauseFT variants at M_inf = 0, M_ft/2, M_ft, 2*M_ft (else M_ft and 0)
     placement: str = "append"    # where PauseFT puts its pauses: "append" (the paper) or "prepend"
     filler: str = "pause"        # "dot": also score the baseline with M_ft '.' tokens at inference
@@ -58,6 +73,8 @@ class EvalConfig:
     n_inf: int = -1              # with ckpt: M_inf (-1: the checkpoint's own n_pause)
     test_file: str = ""          # with ckpt of a downstream task: the file to score (else its test_file)
     mistakes: int = 3            # with ckpt: print this many wrong answers
+    workers: int = 0             # seeds trained at once in worker processes (0: one per CPU core, up to seeds)
+    threads: int = 1             # torch CPU threads per training process (the bits depend on it; see README)
     progress: bool = True
 
 
@@ -66,17 +83,17 @@ def compare(ecfg):
     names = check_eval_config(ecfg)
     t0, code = time.time(), commit()  # stamp the code as it is when the run starts
     seeds = [ecfg.seed + i for i in range(ecfg.seeds)]
-    per_seed = []
-    for s in seeds:
-        print(f"seed {s}", flush=True)
-        per_seed.append(run_seed(ecfg, s, names))
+    done = run_all(ecfg, seeds, names)  # {(seed, variant): (scores, plateau)}
+    per_seed = [{k: a for n in names for k, a in done[(s, n)][0].items()} for s in seeds]
+    plateaus = [{n: done[(s, n)][1] for n in names} for s in seeds]
     ft = phase_config(ecfg, "finetune", seeds[0])
     pairs = [(e["prefix"], e["target"]) for e in test_examples(ft)]
-    rows = summarize(per_seed, ecfg, pairs)
+    rows = summarize(per_seed, plateaus, ecfg, pairs)
     header = (f"task {ft.task}, {len(pairs)} test examples, {len(seeds)} seed(s) {seeds}; accuracy = exact "
               f"match, mean" + (" ± std over seeds, 95% t-interval" if len(seeds) > 1 else " (one seed: no "
               "spread; run --seeds=N)") + "; positions = prompt + fillers + answer tokens per example, "
-              "compute = that over the baseline's")
+              "compute = that over the baseline's; plateau = seeds whose validation exact match changed by "
+              "less than 2 points over the last quarter of finetuning")
     table = table_markdown(rows)
     os.makedirs(ecfg.out_dir, exist_ok=True)
     png = plot(rows, os.path.join(ecfg.out_dir, "accuracy_vs_minf.png")) if ecfg.plot else None
@@ -88,31 +105,93 @@ def compare(ecfg):
     return result
 
 
-def run_seed(ecfg, seed, names):
-    """Train (or reuse) what the variants need for one seed; returns {(variant, M_inf, filler): acc}."""
-    root = os.path.join(ecfg.out_dir, f"seed{seed}")
-    pt_ckpts = {}
-    for pause_pt in sorted({VARIANTS[n][0] for n in names}):
-        cfg = phase_config(ecfg, "pretrain", seed, pause_frac=ecfg.pause_frac if pause_pt else 0.0,
-                           out_dir=os.path.join(root, "pt_pause" if pause_pt else "pt_std"))
-        pt_ckpts[pause_pt] = ensure_trained(cfg)
-    scores = {}
-    for name in names:
-        pause_pt, pause_ft = VARIANTS[name]
-        m_ft = ecfg.n_pause if pause_ft else 0
-        placement = ecfg.placement if pause_ft else "append"
-        suffix = "_prepend" if placement == "prepend" else ""
-        cfg = phase_config(ecfg, "finetune", seed, n_pause=m_ft, init_from=pt_ckpts[pause_pt],
-                           placement=placement, out_dir=os.path.join(root, f"ft_{name}_M{m_ft}{suffix}"))
-        model, vocab, _ = load_checkpoint(ensure_trained(cfg), pick_device(cfg.device))
-        model.eval()
-        examples = test_examples(cfg)
-        for m_inf, filler in conditions(name, ecfg):
-            scores[(name, m_inf, filler)] = score(model, vocab, cfg, examples, m_inf, filler, placement,
-                                                  ecfg.progress)["score"]
-            print(f"  {name} M_inf={m_inf}{' dots' if filler == 'dot' else ''}: "
-                  f"{100 * scores[(name, m_inf, filler)]:.1f}%")
-    return scores
+def run_all(ecfg, seeds, names):
+    """Pretrain what the variants need, then finetune and score every (seed, variant), in worker
+    processes when the machine has several CPU cores. These tiny models are bound by per-op overheads: a
+    second thread barely speeds up a run, a second process doubles the throughput. Every job runs with
+    ecfg.threads threads, here or in a worker, so the bits do not depend on the number of workers."""
+    pretrains = sorted({(s, VARIANTS[n].pause_pt) for s in seeds for n in names})
+    finetunes = sorted(((s, n) for s in seeds for n in names), key=lambda j: -job_cost(ecfg, j[1]))  # longest first
+    workers = ecfg.workers or min(os.cpu_count() or 1, len(finetunes))
+    if workers > 1 and pick_device("auto") == "cpu":
+        quiet = dataclasses.replace(ecfg, progress=False)  # workers print plain lines, no bars
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(ecfg.threads,)) as pool:
+            pt = dict(zip(pretrains, pool.map(pretrain, *zip(*[(quiet, s, p) for s, p in pretrains]))))
+            jobs = [(quiet, s, n, pt[(s, VARIANTS[n].pause_pt)]) for s, n in finetunes]
+            return dict(zip(finetunes, pool.map(finetune_and_score, *zip(*jobs))))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ecfg.threads)
+    try:
+        pt = {(s, p): pretrain(ecfg, s, p) for s, p in pretrains}
+        return {(s, n): finetune_and_score(ecfg, s, n, pt[(s, VARIANTS[n].pause_pt)]) for s, n in finetunes}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def pretrain(ecfg, seed, pause_pt):
+    """The pretrained model of one seed, with random pauses (PausePT) or without; returns its path."""
+    cfg = phase_config(ecfg, "pretrain", seed, pause_frac=ecfg.pause_frac if pause_pt else 0.0,
+                       out_dir=os.path.join(ecfg.out_dir, f"seed{seed}", "pt_pause" if pause_pt else "pt_std"))
+    return ensure_trained(cfg)
+
+
+def finetune_config(ecfg, seed, name, init_from):
+    v = VARIANTS[name]
+    m_ft = ecfg.n_pause if v.pause_ft else 0
+    placement = ecfg.placement if v.pause_ft else "append"
+    suffix = "_prepend" if placement == "prepend" else ""
+    cfg = phase_config(ecfg, "finetune", seed, n_pause=m_ft, init_from=init_from, placement=placement,
+                       hints=v.hints, out_dir=os.path.join(ecfg.out_dir, f"seed{seed}", f"ft_{name}_M{m_ft}{suffix}"))
+    if v.matched:  # as many positions x steps as the pause variants: more steps for shorter examples
+        cfg = dataclasses.replace(cfg, max_iters=round(cfg.max_iters * compute_ratio(cfg.task, ecfg.n_pause)))
+    return dataclasses.replace(cfg, snapshot_at=3 * cfg.max_iters // 4)  # keep the model at 3/4: the plateau check
+
+
+def job_cost(ecfg, name):
+    """Positions x steps of a variant's finetuning, relative to the baseline's (to schedule long jobs first)."""
+    v = VARIANTS[name]
+    return 2.0 if v.matched or v.pause_ft else 1.0
+
+
+def finetune_and_score(ecfg, seed, name, init_from):
+    """Finetune (or reuse) one variant of one seed and score it at each of its conditions. Returns
+    ({(variant, M_inf, filler): accuracy}, (plateaued, val-loss change over the last quarter))."""
+    cfg = finetune_config(ecfg, seed, name, init_from)
+    path = ensure_trained(cfg)
+    model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))
+    model.eval()
+    if cfg.task in downstream.LOADERS:  # no val split to check it on
+        plateau = (None, float("nan"))
+    else:
+        before = load_checkpoint(os.path.join(cfg.out_dir, f"ckpt_{cfg.snapshot_at}.pt"), pick_device(cfg.device))[0]
+        plateau = plateaued(model, before.eval(), vocab, cfg)
+        print(f"  seed {seed} {name}: validation exact match {plateau[1]:+.1f} points over the last quarter "
+              f"({'plateau' if plateau[0] else 'still changing'})", flush=True)
+    examples, scores = test_examples(cfg), {}
+    for m_inf, filler in conditions(name, ecfg):
+        scores[(name, m_inf, filler)] = score(model, vocab, cfg, examples, m_inf, filler, cfg.placement,
+                                              ecfg.progress)["score"]
+        print(f"  seed {seed} {name} M_inf={m_inf}{' dots' if filler == 'dot' else ''}: "
+              f"{100 * scores[(name, m_inf, filler)]:.1f}%", flush=True)
+    return scores, plateau
+
+
+def plateaued(model, model_before, vocab, cfg):
+    """The stated convergence criterion: a finetuning run has reached its plateau when its exact match
+    on the validation split changed by less than 2 points over the last quarter of its steps (from the
+    model at 3/4 of the run to the final one). Returns (bool, change in points)."""
+    val = make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed)
+    change = 100 * (accuracy(model, vocab, val, cfg.n_pause) - accuracy(model_before, vocab, val, cfg.n_pause))
+    return bool(abs(change) < 2.0), float(change)
+
+
+def compute_ratio(task, n_pause):
+    """Positions per finetuning example with n_pause pauses over those without (prompt + answer + end)."""
+    enc = get_encoding()
+    plain = np.mean([len(enc.encode_ordinary(p)) + len(enc.encode_ordinary(t)) + 1
+                     for p, t in make_examples(task, 200, "train", 0)])
+    return (plain + n_pause) / plain
 
 
 def ensure_trained(cfg):
@@ -151,26 +230,29 @@ def phase_config(ecfg, phase, seed, **overrides):
 
 def check_eval_config(ecfg):
     """The comparison's own settings; the phases' settings are checked by train.check_config, once."""
-    names = list(VARIANTS) if ecfg.variants == "all" else ecfg.variants.split(",")
+    names = SETS.get(ecfg.variants, ecfg.variants).split(",")
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
     if ecfg.filler not in ("pause", "dot"):
         raise ConfigError(f"filler must be 'pause' or 'dot', got {ecfg.filler!r}")
-    if ecfg.seeds < 1:
-        raise ConfigError(f"seeds must be >= 1, got {ecfg.seeds}")
+    if ecfg.seeds < 1 or ecfg.workers < 0 or ecfg.threads < 1:
+        raise ConfigError("seeds and threads must be >= 1, workers >= 0")
+    hints = any(VARIANTS[n].hints for n in names)
     for phase in ("pretrain", "finetune"):  # fail on a bad setting before any training starts
         check_config(phase_config(ecfg, phase, ecfg.seed, n_pause=ecfg.n_pause, pause_frac=ecfg.pause_frac,
-                                  placement=ecfg.placement))
+                                  placement=ecfg.placement, hints=hints and phase == "finetune"))
+    if any(VARIANTS[n].matched for n in names) and phase_config(ecfg, "finetune", ecfg.seed).task in downstream.LOADERS:
+        raise ConfigError("the matched control needs an embedded task (it counts the task's positions)")
     return names
 
 
 def conditions(name, ecfg):
     """The (M_inf, filler) pairs a variant is scored at."""
     m = ecfg.n_pause
-    if VARIANTS[name][1]:
+    if VARIANTS[name].pause_ft:
         return [(mi, "pause") for mi in (sorted({0, m // 2, m, 2 * m}) if ecfg.sweep else [m, 0])]
-    if ecfg.filler == "dot" and name == "StdPT_StdFT":
+    if ecfg.filler == "dot" and name == "StdPT_StdFT":  # the paper's control: '.' instead of pauses
         return [(0, "pause"), (m, "dot")]
     return [(0, "pause")]
 
@@ -237,7 +319,7 @@ def score_one(ecfg):
 # --- the report -----------------------------------------------------------------------------------------
 
 
-def summarize(per_seed, ecfg, pairs):
+def summarize(per_seed, plateaus, ecfg, pairs):
     """Rows of the result table: mean, std and 95% interval over seeds; the delta vs the baseline is
     paired by seed (same seed, same data order); compute = positions the model runs per test example
     (prompt + fillers + answer) and their ratio to the baseline's (FLOPs grow about linearly with it)."""
@@ -248,17 +330,18 @@ def summarize(per_seed, ecfg, pairs):
     base = [s[base_key] for s in per_seed] if base_key in per_seed[0] else None
     rows = []
     for name, m_inf, filler in per_seed[0]:
-        positions = prompt_len + m_inf + answer_len
-        rows.append({"variant": name, "M_ft": ecfg.n_pause if VARIANTS[name][1] else 0, "M_inf": m_inf,
-                     "filler": filler, "placement": ecfg.placement if VARIANTS[name][1] else "append",
+        v, positions = VARIANTS[name], prompt_len + m_inf + answer_len
+        rows.append({"variant": name, "M_ft": ecfg.n_pause if v.pause_ft else 0, "M_inf": m_inf, "filler": filler,
+                     "placement": ecfg.placement if v.pause_ft else "append", "hints": v.hints,
                      **seed_stats([s[(name, m_inf, filler)] for s in per_seed], base),
+                     "plateau": [p[name][0] for p in plateaus], "val_change": [p[name][1] for p in plateaus],
                      "positions": positions, "flops_ratio": positions / (prompt_len + answer_len)})
     return rows
 
 
 def table_markdown(rows):
     lines = ["| variant | M_ft | M_inf | accuracy (%) | 95% interval | delta vs baseline (pp), 95% interval "
-             "| positions | compute |", "|---|---|---|---|---|---|---|---|"]
+             "| positions | compute | plateau |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['std']:.1f}" if r["std"] is not None else "")
         ci = f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"
@@ -267,8 +350,9 @@ def table_markdown(rows):
             delta += f" [{100 * r['delta_ci95'][0]:+.1f}, {100 * r['delta_ci95'][1]:+.1f}]"
         label = r["variant"] + (" (prepend)" if r["placement"] == "prepend" else "")
         m_inf = f"{r['M_inf']}" + (" dots" if r["filler"] == "dot" else "")
+        plateau = "n/a" if None in r["plateau"] else f"{sum(r['plateau'])}/{len(r['plateau'])}"
         lines.append(f"| {label} | {r['M_ft']} | {m_inf} | {acc} | {ci} | {delta} | {r['positions']:.1f} "
-                     f"| {r['flops_ratio']:.2f}x |")
+                     f"| {r['flops_ratio']:.2f}x | {plateau} |")
     return "\n".join(lines)
 
 

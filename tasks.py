@@ -140,13 +140,14 @@ TASKS = {
     "keyparity": Task(keyparity, DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
     "keyparity_first": Task(_n(keyparity, key_first=True), DIGITS + SPACED + (" |", " ="), keyparity_hints,
                             keyparity_input_hints),
+    "keyparity6": Task(_n(keyparity, n=6), DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
     "keyparity12": Task(_n(keyparity, n=12), DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
     "keyparity12_first": Task(_n(keyparity, n=12, key_first=True), DIGITS + SPACED + (" |", " ="), keyparity_hints,
                               keyparity_input_hints),
 }
 # size of each task's prompt space, to say how much of it training covers
 SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None, "parity": 2**16,
-         "keyparity": 10**9, "keyparity_first": 10**9, "keyparity12": 10**13, "keyparity12_first": 10**13}
+         "keyparity": 10**9, "keyparity_first": 10**9, "keyparity6": 10**7, "keyparity12": 10**13, "keyparity12_first": 10**13}
 
 
 SPLITS = ("train", "val", "test")

@@ -13,6 +13,7 @@ Run it (config files only override fields of Config below; --key=value overrides
 import dataclasses
 import math
 import os
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -80,6 +81,7 @@ class Config:
     grad_clip: float = 1.0         # 0 = off
     eval_interval: int = 250       # val loss (and checkpoint) every this many steps and at the end
     eval_iters: int = 20           # val batches per evaluation
+    snapshot_at: int = -1          # also evaluate at this step and keep its model in ckpt_<step>.pt
     log_interval: int = 10         # refresh the progress bar every this many steps
     progress: bool = True          # tqdm bar
     compile: bool = True           # torch.compile the model on CUDA (ignored on CPU/MPS)
@@ -133,7 +135,7 @@ def load_checkpoint(path, device="cpu"):
     return model.to(device), vocab, ckpt
 
 
-def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp):
+def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=()):
     """What ckpt.pt holds: the plain module's weights (never a compile/DDP wrapper's), the optimizer,
     the shape, the full config, the tokenizer and the weights the run started from. No generator
     state: data order, pause positions and dropout masks are functions of (seed, step, micro-batch)."""
@@ -141,7 +143,7 @@ def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp):
             "model_args": dataclasses.asdict(model.config), "config": dataclasses.asdict(cfg), "step": step,
             "val_loss": val_loss, "tokenizer": TOKENIZER_NAME, "pause_id": PAUSE_ID,
             "vocab_table": None if vocab.table is None else torch.from_numpy(vocab.table),
-            "init_fingerprint": init_fp}
+            "init_fingerprint": init_fp, "val_history": list(history)}
 
 
 def init_model(cfg, device):
@@ -217,10 +219,11 @@ def train(cfg):
     val_rng = np.random.default_rng(0)  # the same val batches at every evaluation and for every seed
     val_batches = [val_data.get(cfg.batch_size, val_rng) for _ in range(cfg.eval_iters)]
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
-    start, val_loss = 0, float("nan")
+    start, val_loss, history = 0, float("nan"), []  # history: (step, val loss) of every evaluation
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
         start, val_loss = resumed["step"], resumed["val_loss"]
+        history = [tuple(h) for h in resumed.get("val_history", [])]
     raw_model = model  # checkpoints hold this module's weights, never a compile/DDP wrapper's
     if cfg.compile and device_type == "cuda":
         model = torch.compile(model)
@@ -242,14 +245,17 @@ def train(cfg):
     for it in bar:
         last_step = it == cfg.max_iters
         # evaluate and checkpoint: every eval_interval steps and at the last step
-        if (it % cfg.eval_interval == 0 or last_step) and not (resumed is not None and it == start):
+        if (it % cfg.eval_interval == 0 or last_step or it == cfg.snapshot_at) and not (resumed is not None and it == start):
             check_finite(bad_step, ckpt_path)  # never save weights that saw a non-finite loss
             val_loss = estimate_loss(raw_model, val_batches, device, ctx)
+            history.append((it, val_loss))
             if not math.isfinite(val_loss):
                 raise TrainingError(f"step {it}: validation loss is {val_loss}; stopped, {ckpt_path} keeps "
                                     "the last good checkpoint")
             if master:
-                save_checkpoint(ckpt_path, checkpoint(raw_model, optimizer, cfg, it, val_loss, vocab, init_fp))
+                save_checkpoint(ckpt_path, checkpoint(raw_model, optimizer, cfg, it, val_loss, vocab, init_fp, history))
+                if it == cfg.snapshot_at:  # e.g. for eval.py's plateau check at 3/4 of the run
+                    shutil.copyfile(ckpt_path, os.path.join(cfg.out_dir, f"ckpt_{it}.pt"))
             if plain_log:  # averages since the previous line
                 steps, secs = it - mark[0], t_train - mark[1]
                 print(f"{name}: step {it}/{cfg.max_iters}, val loss {val_loss:.4f}" + (
@@ -299,7 +305,7 @@ def train(cfg):
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return {"ckpt": ckpt_path, "val_loss": val_loss, "step": cfg.max_iters,
+    return {"ckpt": ckpt_path, "val_loss": val_loss, "step": cfg.max_iters, "val_history": history,
             "seconds": time.time() - t0, "train_seconds": t_train}
 
 

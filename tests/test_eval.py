@@ -36,7 +36,7 @@ def tiny_configs(tmp_path):
     (tmp_path / "pt.py").write_text(PT)
     (tmp_path / "ft.py").write_text(FT)
     return dict(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"),
-                out_dir=str(tmp_path / "out"), progress=False, n_pause=3)
+                out_dir=str(tmp_path / "out"), progress=False, n_pause=3, variants="paper", workers=1)
 
 
 def test_tiny_comparison_writes_table_and_json(tiny_configs, capsys):
@@ -59,7 +59,7 @@ def test_tiny_comparison_writes_table_and_json(tiny_configs, capsys):
     assert {"command", "commit", "machine", "seconds"} <= set(saved)
     md = open(f"{tiny_configs['out_dir']}/results.md").read()
     out = capsys.readouterr().out
-    for name in ev.VARIANTS:
+    for name in ev.SETS["paper"].split(","):
         assert name in md and f"| {name} |" in out
     assert "| 3 dots |" in md
     # a second run reuses every finished run instead of training again
@@ -69,7 +69,7 @@ def test_tiny_comparison_writes_table_and_json(tiny_configs, capsys):
 
 
 def test_prepend_trains_and_scores_separately(tiny_configs, capsys):
-    result = compare(EvalConfig(**tiny_configs, variants="StdPT_PauseFT", placement="prepend", sweep=False,
+    result = compare(EvalConfig(**{**tiny_configs, "variants": "StdPT_PauseFT"}, placement="prepend", sweep=False,
                                 plot=False))
     assert [(r["M_inf"], r["placement"]) for r in result["rows"]] == [(3, "prepend"), (0, "prepend")]
     assert "ft_StdPT_PauseFT_M3_prepend" in capsys.readouterr().out
@@ -82,7 +82,7 @@ def test_plot_is_optional(tmp_path, monkeypatch):
 
 
 def test_bad_variant_is_an_error(tiny_configs, capsys):
-    assert ev.main([f"--{k}={v}" for k, v in tiny_configs.items()] + ["--variants=Foo"]) == 2
+    assert ev.main([f"--{k}={v}" for k, v in {**tiny_configs, "variants": "Foo"}.items()]) == 2
     assert "unknown variant 'Foo'" in capsys.readouterr().err
 
 
@@ -174,7 +174,7 @@ def test_downstream_scoring_threads_placement_and_filler(tmp_path, monkeypatch):
                                         f"batch_size = 2\nmax_iters = 2\neval_iters = 1\n"
                                         f"train_file = '{tmp_path / data_file}'\ntest_file = '{tmp_path / data_file}'\n")
         ev.compare(EvalConfig(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"),
-                              out_dir=str(tmp_path / task), n_pause=2, seeds=1, progress=False, plot=False,
+                              out_dir=str(tmp_path / task), n_pause=2, seeds=1, progress=False, plot=False, workers=1,
                               variants="StdPT_StdFT,StdPT_PauseFT", sweep=False, filler="dot", placement="prepend"))
     from data import Vocab
     dot, pause = Vocab(None).dot_id, Vocab(None).pause_id
@@ -189,9 +189,11 @@ def test_summary_rows_pair_deltas_by_seed_and_count_positions():
                 {("StdPT_StdFT", 0, "pause"): 0.7, ("PausePT_PauseFT", 8, "pause"): 0.8}]
     pairs = [("1 2 3 | 4 =", " 25")]  # 6 prompt tokens; answer " 25" is 1 token, + the end token
     assert len(data.get_encoding().encode_ordinary(pairs[0][0])) == 6
-    base, pause = ev.summarize(per_seed, EvalConfig(), pairs)
+    plateaus = [{"StdPT_StdFT": (True, -0.001), "PausePT_PauseFT": (False, -0.2)}] * 2
+    base, pause = ev.summarize(per_seed, plateaus, EvalConfig(), pairs)
     assert pause["delta"] == pytest.approx(0.1) and pause["delta_ci95"] == pytest.approx((0.1, 0.1))
     assert base["positions"] == 8 and pause["positions"] == 16 and pause["flops_ratio"] == pytest.approx(2.0)
+    assert base["plateau"] == [True, True] and pause["plateau"] == [False, False]
 
 
 def test_accuracy_can_show_wrong_answers(capsys):
@@ -203,3 +205,40 @@ def test_accuracy_can_show_wrong_answers(capsys):
         sum(t == " 0" for _, t in pairs) / 5)
     shown = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("wrong:")]
     assert len(shown) == 2 and "-> ' 0', expected" in shown[0]
+
+
+def test_default_set_hints_and_matched_control_and_workers_give_the_same_numbers(tmp_path):
+    """The default's variants on keyparity: the hint variant trains hinted pause slots, the matched
+    control trains without pauses for proportionally more steps, and running the seeds in worker
+    processes (one thread each) gives exactly the numbers of running them here (one thread)."""
+    pt = PT.replace("n_layer = 1", "task = 'keyparity'\nn_layer = 1")
+    (tmp_path / "pt.py").write_text(pt)
+    (tmp_path / "ft.py").write_text(FT + "task = 'keyparity'\neval_interval = 5\n")
+    cfg = dict(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"), progress=False,
+               n_pause=3, seeds=2, plot=False)
+    here = compare(EvalConfig(**cfg, out_dir=str(tmp_path / "here"), workers=1))
+    there = compare(EvalConfig(**cfg, out_dir=str(tmp_path / "there"), workers=2))
+    assert [r["per_seed"] for r in here["rows"]] == [r["per_seed"] for r in there["rows"]]
+    names = {r["variant"] for r in here["rows"]}
+    assert names == {"StdPT_StdFT", "StdPT_PauseFT", "StdPT_HintFT", "StdPT_StdFT_matched"}
+    hinted = torch.load(tmp_path / "here/seed1337/ft_StdPT_HintFT_M3/ckpt.pt", weights_only=True)["config"]
+    matched = torch.load(tmp_path / "here/seed1337/ft_StdPT_StdFT_matched_M0/ckpt.pt", weights_only=True)["config"]
+    assert hinted["hints"] and hinted["n_pause"] == 3 and not matched["hints"] and matched["n_pause"] == 0
+    assert matched["max_iters"] == round(10 * ev.compute_ratio("keyparity", 3))  # 13 positions -> 16
+    assert all(len(r["plateau"]) == 2 for r in here["rows"])
+
+
+def test_plateau_criterion_compares_validation_accuracy_at_three_quarters_and_the_end():
+    cfg = ev.Config(phase="finetune", task="keysum", n_val=100)
+    vocab = data.task_vocab("keysum")
+    val = data.make_examples("keysum", 100, "val", 0)
+    right = {tuple(vocab.encode(p).tolist()): vocab.encode(t).tolist() + [vocab.eot_id] for p, t in val}
+    wrong = vocab.encode(" 0").tolist() + [vocab.eot_id]
+    almost = dict(right)
+    for p, t in val[:3]:  # 3 of 100 answers wrong at 3/4 of the run
+        almost[tuple(vocab.encode(p).tolist())] = wrong if t != " 0" else vocab.encode(" 1").tolist() + [vocab.eot_id]
+    nearly = dict(right)
+    p, t = val[0]
+    nearly[tuple(vocab.encode(p).tolist())] = almost[tuple(vocab.encode(p).tolist())]
+    assert ev.plateaued(Scripted(right), Scripted(almost), vocab, cfg) == (False, pytest.approx(3.0))
+    assert ev.plateaued(Scripted(right), Scripted(nearly), vocab, cfg) == (True, pytest.approx(1.0))

@@ -171,6 +171,7 @@ def test_four_variants_on_a_real_task_format(tmp_path):
                                     f"max_iters = 2\neval_iters = 1\ntrain_file = '{tmp_path}/g.jsonl'\n"
                                     f"test_file = '{tmp_path}/g.jsonl'\n")
     result = ev.compare(ev.EvalConfig(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"),
+                                      variants="paper", workers=1,
                                       out_dir=str(tmp_path / "out"), n_pause=2, seeds=1, progress=False, plot=False))
     assert result["task"] == "gsm8k" and result["n_test"] == 24
     assert {(r["variant"], r["M_inf"]) for r in result["rows"]} >= {("StdPT_StdFT", 0), ("PausePT_PauseFT", 2)}

@@ -183,3 +183,12 @@ def test_no_val_or_test_prompt_reaches_training():
     pairs, val_pairs = data.phase_data(ft)
     assert {split_of(p) for p, _ in pairs} == {"train"} and {split_of(p) for p, _ in val_pairs} == {"val"}
     assert {split_of(p) for p, _ in make_examples(ft.task, ft.n_test, "test", ft.data_seed)} == {"test"}
+
+
+def test_snapshot_keeps_the_model_of_that_step(tmp_path):
+    cfg = parse_config(TINY + ["--max_iters=10", "--eval_interval=5", "--snapshot_at=7", f"--out_dir={tmp_path}"])
+    out = train.train(cfg)
+    snap = torch.load(tmp_path / "ckpt_7.pt", weights_only=True)
+    assert snap["step"] == 7 and [s for s, _ in out["val_history"]] == [0, 5, 7, 10]
+    final = torch.load(out["ckpt"], weights_only=True)
+    assert not torch.equal(snap["model"]["lm_head.weight"], final["model"]["lm_head.weight"])
