@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from common import commit, machine, parse_config, pick_device, run_cli
+from common import ConfigError, commit, machine, parse_config, pick_device, run_cli
 from model import GPT, GPTConfig
 from pause import insert_pauses
 
@@ -51,9 +51,11 @@ class BenchConfig:
     repeats: int = 5
     peak_flops: float = 989e12   # bf16 dense peak of an H100/H200 SXM, for MFU
     device: str = "auto"
-    suite: str = "speed"         # "speed" (the measures above) or "repro" (what changes the bits on CPU)
+    suite: str = "speed"         # "speed" (the measures above), "repro" (what changes the bits on CPU) or "gpu"
     repro_steps: int = 150       # training steps per setting in the repro suite
-    out: str = ""                # repro suite: also write <out>.md and <out>.json
+    eval_prompts: int = 2000     # prompts of the eval-throughput measure
+    out: str = ""                # repro and gpu suites: also write <out>.md and <out>.json
+    tiny: bool = False           # gpu suite: the same steps at toy sizes (what CI runs on a CPU)
 
 
 def sync(device):
@@ -108,7 +110,10 @@ def main(argv):
 
     def body():
         cfg = parse_config(argv, BenchConfig)
-        return repro(cfg) if cfg.suite == "repro" else bench(cfg)
+        suites = {"speed": bench, "repro": repro, "gpu": gpu_check}
+        if cfg.suite not in suites:
+            raise ConfigError(f"suite must be one of {', '.join(suites)}, got {cfg.suite!r}")
+        return suites[cfg.suite](cfg)
     return run_cli("bench.py", body)
 
 
@@ -248,6 +253,15 @@ def bench(cfg):
         print(f"decode {cfg.decode_len} tokens after {cfg.prompt_len}: {out['decode_tok_s_cache']:,.1f} "
               f"tokens/s with KV cache, {out['decode_tok_s_recompute']:,.1f} recomputing "
               f"({out['cache_speedup']:.1f}x)", flush=True)
+        # the memory-bound ceiling of one decode step: every weight it multiplies by is read once
+        out["read_gb_s"] = read_bandwidth(device)
+        out["decode_bytes"] = decode_bytes(model, cfg.prompt_len + cfg.decode_len // 2)
+        out["decode_ceiling_tok_s"] = out["read_gb_s"] * 1e9 / out["decode_bytes"]
+        out["decode_fraction_of_ceiling"] = out["decode_tok_s_cache"] / out["decode_ceiling_tok_s"]
+        print(f"memory-bound ceiling: {out['decode_bytes'] / 1e6:.1f} MB read per token at "
+              f"{out['read_gb_s']:.1f} GB/s = {out['decode_ceiling_tok_s']:,.0f} tokens/s; the KV-cache decode runs at "
+              f"{100 * out['decode_fraction_of_ceiling']:.0f}% of it", flush=True)
+    out.update(eval_throughput(cfg, device))
 
     rng = np.random.default_rng(0)
     windows = rng.integers(0, 50257, (cfg.batch_size * 8, cfg.block_size + 1))
@@ -255,6 +269,195 @@ def bench(cfg):
     out["pause_insert_tok_s"] = windows.size / s
     print(f"pause insertion: {out['pause_insert_tok_s'] / 1e6:,.1f}M tokens/s on {windows.shape} windows")
     print(json.dumps(out))
+
+
+def read_bandwidth(device, mb=256, repeats=5):
+    """GB/s at which this device reads memory: the best of a few sums over a buffer far larger than
+    the caches (what a memory-bound decode step can at most reach)."""
+    buf = torch.ones(mb * 2**20 // 4, device=device)
+    return mb * 2**20 / min(timed(lambda: buf.sum(), device, 1) for _ in range(repeats)) / 1e9
+
+
+def decode_bytes(model, pos):
+    """Bytes one decode step must read at position pos: every matrix and vector it multiplies by (the
+    output head once, the embedding tables one row each) and the KV cache of pos positions."""
+    c = model.config
+    size = next(model.parameters()).element_size()
+    blocks = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("transformer.wte", "transformer.wpe")))
+    head = c.vocab_size * c.n_embd  # tied to the token embedding: named once, read in full by the head
+    rows = 2 * c.n_embd  # one token embedding row and one position row
+    cache = c.n_layer * 2 * pos * c.n_embd  # keys and values of every layer
+    return size * (blocks + head + rows + cache)
+
+
+def eval_throughput(cfg, device):
+    """Answers per second of a pause eval (the default's model shape, compact vocab, eval_prompts
+    keyparity test prompts, batched by length as answer() does) at M_inf = 0 and 16, in paired rounds;
+    pauses should cost their share of positions and no more."""
+    import data
+    from pause import answer
+    from tasks import make_examples
+    vocab = data.task_vocab("keyparity")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=40, vocab_size=vocab.size, n_layer=3, n_head=4, n_embd=64)).to(device).eval()
+    prompts = vocab.encode_batch([p for p, _ in make_examples("keyparity", cfg.eval_prompts, "test", 0)])
+    times = {0: [], 16: []}
+    for _ in range(3):
+        for m in times:
+            times[m].append(timed(lambda: answer(model, prompts, m, vocab.pause_id, vocab.eot_id, 2), device, 1))
+    out = {f"eval_answers_s_M{m}": len(prompts) / statistics.median(t) for m, t in times.items()}
+    prompt = len(prompts[0])
+    out["eval_cost_ratio_M16"] = out["eval_answers_s_M0"] / out["eval_answers_s_M16"]
+    out["eval_positions_ratio_M16"] = (prompt + 16 + 2) / (prompt + 2)
+    print(f"pause eval of {len(prompts)} prompts: {out['eval_answers_s_M0']:,.0f} answers/s at M_inf=0, "
+          f"{out['eval_answers_s_M16']:,.0f} at M_inf=16: {out['eval_cost_ratio_M16']:.2f}x the time for "
+          f"{out['eval_positions_ratio_M16']:.2f}x the positions", flush=True)
+    return out
+
+
+# --- the prepared GPU check ----------------------------------------------------------------------------
+
+
+def gpu_check(cfg):
+    """One script for a machine with one CUDA GPU (under 8 minutes end to end), or the same steps at
+    toy sizes on a CPU (--tiny=True; what CI runs): (1) tests that train and evaluate, on whatever device
+    train.py picks; (2) GPT-2 small (124M, block 1024) training tokens/s and MFU, eager and compiled, and
+    peak memory; (3) KV-cached decode tokens/s; (4) the default comparison's wall time; (5) a PauseFT
+    smoke run from a GPT-2-shaped model on a GSM8k-format fixture. Writes <out>.json (default
+    gpu_check.json) and <out>.md, and prints a table.
+
+      python bench.py --suite=gpu --out=results/gpu_check          # on the GPU machine
+      python bench.py --suite=gpu --tiny=True --out=/tmp/gpu_tiny   # anywhere, in about a minute"""
+    import os
+    import subprocess
+    import tempfile
+    device = pick_device(cfg.device)
+    cuda, tiny = device.startswith("cuda"), cfg.tiny
+    if not cuda and not tiny:
+        raise ConfigError("the gpu suite needs a CUDA device; --tiny=True runs its steps at toy sizes anywhere")
+    root = os.path.dirname(os.path.abspath(__file__))
+    t_all, steps = time.time(), {}
+
+    def run(argv):
+        p = subprocess.run([sys.executable, *argv], cwd=root, capture_output=True, text=True)
+        if p.returncode:
+            raise RuntimeError(f"{argv[0]}: " + ((p.stderr or p.stdout).strip().splitlines() or ["failed"])[-1])
+        return p.stdout
+
+    def tests():
+        picked = (["tests/test_pause.py::test_answer_appends_pauses_and_reads_after_them"] if tiny else
+                  ["tests/test_model.py", "tests/test_pause.py", "tests/test_train.py", "tests/test_eval.py"])
+        return {"summary": run(["-m", "pytest", "-q", "-p", "no:cacheprovider", *picked]).strip().splitlines()[-1]}
+
+    def train_speed():
+        shape = (dict(n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=2, train_steps=2) if tiny else
+                 dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=16, train_steps=10))
+        c, out = BenchConfig(**{**asdict(cfg), **shape}), {}
+        for compiled in (False, True) if cuda else (False,):
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            tok_s, flops = bench_train(c, device, compiled)
+            key = "compiled" if compiled else "eager"
+            out[f"tok_s_{key}"], out[f"mfu_{key}"] = tok_s, flops / cfg.peak_flops
+            if cuda:
+                out[f"peak_mem_gb_{key}"] = torch.cuda.max_memory_allocated() / 2**30
+        return out
+
+    def decode_speed():
+        shape = dict(n_layer=2, n_head=2, n_embd=64, block_size=128) if tiny else \
+            dict(n_layer=12, n_head=12, n_embd=768, block_size=1024)
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=50304, bias=False, **shape)).to(device).eval()
+        model = model.to(torch.bfloat16) if cuda else model
+        prompt = torch.randint(0, 50257, (1, 64), device=device)
+        with torch.no_grad():
+            s = timed(lambda: model.generate(prompt, 32), device, 3)
+        return {"decode_tok_s": 32 / s}
+
+    def default_comparison():
+        with tempfile.TemporaryDirectory() as tmp:
+            args = [f"--out_dir={tmp}/default", "--progress=False", "--plot=False"]
+            if tiny:  # the default's variants at toy sizes
+                for phase, extra in (("pretrain", "n_pretrain = 400\nmax_iters = 10\n"),
+                                     ("finetune", "n_train = 200\nmax_iters = 10\n")):
+                    with open(f"{tmp}/{phase}.py", "w") as f:
+                        f.write("task = 'keyparity'\nn_layer = 1\nn_head = 2\nn_embd = 16\nblock_size = 40\n"
+                                "batch_size = 8\nn_val = 40\nn_test = 60\neval_iters = 2\neval_interval = 5\n" + extra)
+                args += [f"--pretrain_config={tmp}/pretrain.py", f"--finetune_config={tmp}/finetune.py", "--seeds=2"]
+            t = time.time()
+            run(["eval.py", *args])
+            rows = json.load(open(f"{tmp}/default/results.json"))["rows"]
+            return {"wall_seconds": time.time() - t, **{f"{r['variant']} M_inf={r['M_inf']}": r["accuracy"]
+                                                         for r in rows if r["M_inf"] == r["M_ft"]}}
+
+    def pauseft_smoke():
+        with tempfile.TemporaryDirectory() as tmp:
+            shape = dict(n_layer=2, n_head=2, n_embd=16, n_positions=64) if tiny else \
+                dict(n_layer=12, n_head=12, n_embd=768, n_positions=1024)
+            random_gpt2_folder(f"{tmp}/gpt2", **shape)
+            with open(f"{tmp}/gsm8k.jsonl", "w") as f:
+                for i in range(64):
+                    f.write(json.dumps({"question": f"Tom has {i} apples and buys {i + 3}. How many?",
+                                        "answer": f"{i} + {i + 3} = {2 * i + 3}\n#### {2 * i + 3}"}) + "\n")
+            run(["train.py", f"--init_from=gpt2:{tmp}/gpt2", "--vocab=full", "--phase=finetune", "--task=gsm8k",
+                 f"--train_file={tmp}/gsm8k.jsonl", f"--test_file={tmp}/gsm8k.jsonl", "--n_val=8",
+                 f"--n_pause={4 if tiny else 10}", "--batch_size=4", f"--max_iters={3 if tiny else 30}",
+                 "--eval_iters=1", "--max_answer_tokens=4", "--progress=False", f"--out_dir={tmp}/ft"])
+            return {"eval": run(["eval.py", f"--ckpt={tmp}/ft/ckpt.pt", "--progress=False"]).strip().splitlines()[-1]}
+
+    print(f"gpu check on {device}{' (tiny sizes)' if tiny else ''}", flush=True)
+    for name, fn in (("tests", tests), ("train_gpt2_small", train_speed), ("decode", decode_speed),
+                     ("default_comparison", default_comparison), ("pauseft_smoke", pauseft_smoke)):
+        t = time.time()
+        try:
+            steps[name] = {"ok": True, **fn()}
+        except Exception as e:  # a failed step is reported, and the others still run
+            steps[name] = {"ok": False, "error": f"{type(e).__name__}: {str(e)[:300]}"}
+        steps[name]["seconds"] = time.time() - t
+        print(f"  {name}: {'ok' if steps[name]['ok'] else steps[name]['error']} ({steps[name]['seconds']:.0f}s)",
+              flush=True)
+    out = {"suite": "gpu", "tiny": tiny, "device": device, "command": " ".join(["python"] + sys.argv),
+           "commit": commit(), "machine": machine(), "seconds": time.time() - t_all, "steps": steps}
+    lines = ["| step | result | seconds |", "|---|---|---|"]
+    for name, r in steps.items():
+        shown = r.get("error") or ", ".join(f"{k} {v:,.3g}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in r.items() if k not in ("ok", "seconds"))
+        lines.append(f"| {name} | {shown} | {r['seconds']:.0f} |")
+    print("\n".join(lines) + f"\n\n{out['seconds']:.0f}s in all")
+    stem = cfg.out or "gpu_check"
+    with open(stem + ".json", "w") as f:
+        json.dump(out, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(f"`{out['command']}` at commit {out['commit']} on {out['machine']['gpu'] or out['machine']['cpu']}, "
+                f"{out['seconds']:.0f} s\n\n" + "\n".join(lines) + "\n")
+    return out
+
+
+def random_gpt2_folder(path, n_layer, n_head, n_embd, n_positions, vocab_size=50257):
+    """A GPT-2-shaped model with random weights in the Hugging Face layout (config.json +
+    model.safetensors), as GPT.from_pretrained reads it: for checks that must not download anything."""
+    import os
+
+    from safetensors.torch import save_file
+    os.makedirs(path, exist_ok=True)
+    g, C = torch.Generator().manual_seed(0), n_embd
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g) * 0.02
+    sd = {"wte.weight": r(vocab_size, C), "wpe.weight": r(n_positions, C), "ln_f.weight": torch.ones(C),
+          "ln_f.bias": torch.zeros(C)}
+    for i in range(n_layer):
+        h = f"h.{i}."
+        sd.update({h + "ln_1.weight": torch.ones(C), h + "ln_1.bias": torch.zeros(C), h + "ln_2.weight": torch.ones(C),
+                   h + "ln_2.bias": torch.zeros(C), h + "attn.c_attn.weight": r(C, 3 * C),
+                   h + "attn.c_attn.bias": torch.zeros(3 * C), h + "attn.c_proj.weight": r(C, C),
+                   h + "attn.c_proj.bias": torch.zeros(C), h + "mlp.c_fc.weight": r(C, 4 * C),
+                   h + "mlp.c_fc.bias": torch.zeros(4 * C), h + "mlp.c_proj.weight": r(4 * C, C),
+                   h + "mlp.c_proj.bias": torch.zeros(C)})
+    save_file(sd, os.path.join(path, "model.safetensors"))
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump({"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "n_positions": n_positions,
+                   "vocab_size": vocab_size}, f)
 
 
 if __name__ == "__main__":

@@ -340,6 +340,17 @@ def summarize(per_seed, plateaus, ecfg, pairs):
 
 
 def table_markdown(rows):
+    """The comparison at the trained number of pauses (M_inf = M_ft, and the '.' control), then the
+    M_inf sweep: other numbers of pauses than a model was finetuned with."""
+    main = [r for r in rows if r["M_inf"] == r["M_ft"] or r["filler"] == "dot"]
+    sweep = [r for r in rows if r not in main]
+    text = table_rows(main)
+    if sweep:
+        text += "\n\nOther numbers of pauses at inference than finetuning used (the M_inf sweep):\n\n" + table_rows(sweep)
+    return text
+
+
+def table_rows(rows):
     lines = ["| variant | M_ft | M_inf | accuracy (%) | 95% interval | delta vs baseline (pp), 95% interval "
              "| positions | compute | plateau |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -44,12 +44,14 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         mask, causal = None, True
         if cache is not None:
+            # BEGIN SOLUTION A5
             k, v = cache.update(layer, k, v)  # (B, nh, cache.pos + T, hs): all keys so far
             if T == 1:
                 causal = False  # one new query may attend to every cached key
             elif cache.pos > 0:  # several new queries after a cached past: causal mask, shifted
                 causal = False
                 mask = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(cache.pos)
+            # END SOLUTION
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
@@ -282,6 +284,7 @@ class KVCache:
 
     def update(self, layer, k, v):
         """Store the new (B, nh, T, hs) keys/values at pos..pos+T; return all keys/values up to there."""
+        # BEGIN SOLUTION A5
         if self.k is None:
             self.k = torch.empty(self.shape, dtype=k.dtype, device=k.device)
             self.v = torch.empty(self.shape, dtype=v.dtype, device=v.device)
@@ -289,3 +292,4 @@ class KVCache:
         self.k[layer, :, :, self.pos:end] = k
         self.v[layer, :, :, self.pos:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        # END SOLUTION

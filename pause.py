@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 def pause_slots(B, L, n, rng):
     """(B, L + n) bool: exactly n True per row, at uniformly random slots (where the pauses go)."""
+    # BEGIN SOLUTION A1
     if n == 0:
         return np.zeros((B, L), dtype=bool)
     # the n smallest of L+n iid uniform keys sit at a uniformly random n-subset of the slots; finding
@@ -34,6 +35,7 @@ def pause_slots(B, L, n, rng):
         is_pause[tied] = False
         is_pause[np.flatnonzero(tied)[:, None], slots] = True
     return is_pause
+    # END SOLUTION
 
 
 def insert_pauses(seqs, pause_frac, pause_id, rng):
@@ -43,6 +45,7 @@ def insert_pauses(seqs, pause_frac, pause_id, rng):
     Choosing n of the L+n slots of the longer row uniformly at random is exactly "insert n pauses at
     uniformly random positions"; the real tokens fill the other slots in order. After the cut a row
     keeps n * L / (L + n) pauses on average (8.5% of 65 tokens at pause_frac 0.1). No per-token loop."""
+    # BEGIN SOLUTION A1
     seqs = np.asarray(seqs)
     B, L = seqs.shape
     n = int(round(pause_frac * L))
@@ -50,15 +53,18 @@ def insert_pauses(seqs, pause_frac, pause_id, rng):
     out = np.full((B, L + n), pause_id, dtype=seqs.dtype)
     out[~is_pause] = seqs.ravel()  # row-major: each row gets its own L tokens, in order
     return out[:, :L]
+    # END SOLUTION
 
 
 def lm_targets(seqs, pause_id):
     """Inputs and targets of a (B, T+1) token block for pretraining: the target of every position whose
     next token is a pause is -1 (the loss never asks the model to predict a pause). A position whose
     *input* is a pause still predicts the next real token."""
+    # BEGIN SOLUTION A2
     x, y = seqs[:, :-1], seqs[:, 1:].copy()
     y[y == pause_id] = -1
     return x, y
+    # END SOLUTION
 
 
 def format_example(prefix, target, n_pause, pause_id, eot_id, placement="append", hints=(), input_hints=None):
@@ -75,11 +81,13 @@ def format_example(prefix, target, n_pause, pause_id, eot_id, placement="append"
     predicts the answer), so each pause slot has a supervised job. input_hints (one id or -1 per prompt
     position) puts the same kind of supervision on the prompt positions instead: the control that
     needs no pauses."""
+    # BEGIN SOLUTION A3
     pauses = np.full(n_pause, pause_id)
     head = [prefix, pauses] if placement == "append" else [pauses, prefix]
     seq = np.concatenate(head + [target, [eot_id]]).astype(np.int64)
     x, y = seq[:-1], seq[1:].copy()
     y[: len(prefix) + n_pause - 1] = -1
+    # END SOLUTION
     m = min(len(hints), n_pause - 1)
     if m > 0:
         if placement != "append":
@@ -125,6 +133,7 @@ def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=T
 
     Prompts are batched by length, so no padding ever shifts a position: each answer equals the one
     the model gives to that prompt alone."""
+    # BEGIN SOLUTION A4
     block, device = model.config.block_size, next(model.parameters()).device
     fill = [pause_id if filler_id is None else filler_id] * n_pause
     by_len = {}
@@ -145,6 +154,7 @@ def answer(model, prompts, n_pause, pause_id, eot_id, max_new_tokens=8, greedy=T
         for i, g in zip(chunk, gen):
             out[i] = g[:g.index(eot_id)] if eot_id in g else g
     return out
+    # END SOLUTION
 
 
 @torch.no_grad()

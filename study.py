@@ -91,7 +91,10 @@ def run_one(scfg, task, n_layer, width, arm, m, seed):
     model.eval()
     test = make_examples(task, scfg.n_test, "test", cfg.data_seed)
     m_infs = ints(scfg.m_inf) or [cfg.n_pause]
-    return {mi: accuracy(model, vocab, test, mi) for mi in m_infs}, out["val_loss"], out["seconds"]
+    accs = {mi: accuracy(model, vocab, test, mi) for mi in m_infs}
+    print(f"  {task} L{n_layer} W{width} {arm} M{m} seed {seed}: {out['seconds']:.0f}s, "
+          + ", ".join(f"M_inf={mi} {100 * a:.1f}%" for mi, a in accs.items()), flush=True)
+    return accs, out["val_loss"], out["seconds"]
 
 
 def majority(task, scfg):

@@ -16,3 +16,15 @@ def test_repro_suite_finds_the_thread_dependent_kernel(tmp_path, monkeypatch):
     assert again["ops_differ"] == [] and again["weights_equal"]
     assert one["threads"] == 1 and "layer norm backward (gain and bias)" in one["ops_differ"]
     assert "| 1 thread | OMP_NUM_THREADS=1 |" in (tmp_path / "suite.md").read_text()
+
+
+def test_gpu_check_runs_every_step_in_tiny_mode(tmp_path):
+    """The prepared GPU check, at toy sizes on the CPU: every step runs and the JSON records it."""
+    import json
+    out = bench.gpu_check(bench.BenchConfig(suite="gpu", tiny=True, out=str(tmp_path / "gpu")))
+    assert [s for s, r in out["steps"].items() if not r["ok"]] == []
+    assert set(out["steps"]) == {"tests", "train_gpt2_small", "decode", "default_comparison", "pauseft_smoke"}
+    saved = json.load(open(tmp_path / "gpu.json"))
+    assert saved["steps"]["pauseft_smoke"]["eval"].endswith(".jsonl") and saved["tiny"] is True
+    assert "| default_comparison |" in (tmp_path / "gpu.md").read_text()
+    assert bench.main(["--suite=gpu"]) == (0 if bench.pick_device("auto").startswith("cuda") else 2)

@@ -23,8 +23,9 @@ TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_
 # --- pause pretraining -----------------------------------------------------------------------------
 
 
-def test_pause_slots_exact_count_and_uniform():
-    rng = np.random.default_rng(0)
+@pytest.mark.a1
+def test_pause_slots_exact_count_and_uniform(grade_rng):
+    rng = grade_rng
     B, L, n = 20000, 40, 4
     slots = pause_slots(B, L, n, rng)
     assert slots.shape == (B, L + n) and (slots.sum(1) == n).all()
@@ -42,8 +43,9 @@ def test_pause_slots_exact_even_with_tied_keys():
     assert (pause_slots(3, 10, 2, Tied()).sum(1) == 2).all()
 
 
-def test_insert_pauses_count_trim_order():
-    rng = np.random.default_rng(1)
+@pytest.mark.a1
+def test_insert_pauses_count_trim_order(grade_rng):
+    rng = grade_rng
     B, L, P = 500, 50, 999
     seqs = np.arange(B * L).reshape(B, L)  # distinct tokens, so order is checkable
     out = insert_pauses(seqs, 0.1, P, rng)
@@ -60,6 +62,7 @@ def test_insert_pauses_count_trim_order():
     assert (insert_pauses(seqs, 0.0, P, rng) == seqs).all()
 
 
+@pytest.mark.a2
 def test_lm_targets_ignore_exactly_pause_predictions():
     P = 9
     seqs = np.array([[1, P, 2, P, P, 3, 4, P]])
@@ -70,6 +73,19 @@ def test_lm_targets_ignore_exactly_pause_predictions():
     assert y[0, 1] == 2 and y[0, 4] == 3
 
 
+@pytest.mark.a2
+def test_lm_targets_on_random_windows(grade_rng):
+    P = 7
+    seqs = grade_rng.integers(0, 9, (50, 33))  # ids 0..8 with 7 as the pause: about 1 in 9 is a pause
+    before = seqs.copy()
+    x, y = lm_targets(seqs, P)
+    assert x.shape == y.shape == (50, 32) and (x == seqs[:, :-1]).all()
+    nxt = seqs[:, 1:]
+    assert ((y == -1) == (nxt == P)).all() and (y[nxt != P] == nxt[nxt != P]).all()
+    assert (seqs == before).all() and not (x == -1).any()  # the inputs are not changed in place
+
+
+@pytest.mark.a1
 def test_pretraining_batches_carry_the_papers_pause_count():
     """Through data.make_batcher (what train() uses): a window of L = block_size + 1 tokens gets
     round(0.1 * L) pauses inserted at uniform slots, then is cut back to L; every position whose next
@@ -92,6 +108,7 @@ def test_pretraining_batches_carry_the_papers_pause_count():
 # --- pause finetuning ------------------------------------------------------------------------------
 
 
+@pytest.mark.a3
 def test_format_example_layout_and_targets():
     P, E = 9, 8
     x, y = format_example(np.array([1, 2, 3]), np.array([5, 6]), 2, P, E)
@@ -102,6 +119,22 @@ def test_format_example_layout_and_targets():
     assert x0.tolist() == [1, 2, 3, 5] and y0.tolist() == [-1, -1, 5, E]  # M=0: the standard format
 
 
+@pytest.mark.a3
+def test_format_example_on_random_examples(grade_rng):
+    P, E = 90, 91
+    for _ in range(50):
+        prefix = grade_rng.integers(0, 50, grade_rng.integers(1, 12))
+        target = grade_rng.integers(0, 50, grade_rng.integers(1, 5))
+        m = int(grade_rng.integers(0, 9))
+        for placement in ("append", "prepend"):
+            x, y = format_example(prefix, target, m, P, E, placement)
+            head = [*prefix, *[P] * m] if placement == "append" else [*[P] * m, *prefix]
+            assert x.tolist() == head + target.tolist()
+            supervised = len(prefix) + m - 1  # from here on: the target tokens, then the end token
+            assert (y[:supervised] == -1).all() and y[supervised:].tolist() == target.tolist() + [E]
+
+
+@pytest.mark.a3
 def test_format_example_prepend():
     P, E = 9, 8
     x, y = format_example(np.array([1, 2, 3]), np.array([5, 6]), 2, P, E, placement="prepend")
@@ -114,6 +147,7 @@ def test_collate_pads_targets_with_ignore():
     assert X.tolist() == [[1, 2], [4, 0]] and Y.tolist() == [[-1, 3], [5, -1]]
 
 
+@pytest.mark.a3
 @pytest.mark.parametrize("placement", ["append", "prepend"])
 def test_finetuning_batches_put_the_pauses_where_placement_says(placement):
     cfg = parse_config(TINY + ["--phase=finetune", "--n_pause=5", f"--placement={placement}"], Config)
@@ -129,6 +163,7 @@ def test_finetuning_batches_put_the_pauses_where_placement_says(placement):
     assert (y[:, :first_target] == -1).all() and (y[:, first_target] != -1).all()
 
 
+@pytest.mark.a3
 def test_finetune_loss_is_cross_entropy_over_target_positions_only():
     model = tiny()
     examples = [format_example(np.array([1, 2, 3]), np.array([4, 5]), 3, PAUSE, EOT),
@@ -154,6 +189,7 @@ def force_pause_argmax(model):
         model.lm_head.weight[PAUSE] = 10 * c
 
 
+@pytest.mark.a4
 def test_generate_never_emits_pause():
     model = tiny()
     force_pause_argmax(model)
@@ -174,6 +210,7 @@ def reference_answer(model, prompt, n_pause, max_new):
     return out[:out.index(EOT)] if EOT in out else out
 
 
+@pytest.mark.a4
 def test_answer_appends_pauses_and_reads_after_them():
     model = tiny(1)
     for m in (0, 1, 5):
@@ -181,6 +218,7 @@ def test_answer_appends_pauses_and_reads_after_them():
             reference_answer(model, [1, 2, 3, 4], m, 6)
 
 
+@pytest.mark.a4
 def test_answer_with_dots_or_prepended_pauses():
     model = tiny(7)
     DOT = 10
@@ -192,15 +230,17 @@ def test_answer_with_dots_or_prepended_pauses():
     assert got == (ref[:ref.index(EOT)] if EOT in ref else ref)
 
 
-def test_batched_answers_equal_one_at_a_time():
-    model = tiny(2)
-    rng = np.random.default_rng(0)
+@pytest.mark.a4
+def test_batched_answers_equal_one_at_a_time(grade_seed, grade_rng):
+    model = tiny(2 + grade_seed)
+    rng = grade_rng
     prompts = [rng.integers(0, 10, rng.integers(2, 7)).tolist() for _ in range(12)]
     batched = answer(model, prompts, 3, PAUSE, EOT, max_new_tokens=5, batch_size=4)
     single = [answer(model, [p], 3, PAUSE, EOT, max_new_tokens=5)[0] for p in prompts]
     assert batched == single
 
 
+@pytest.mark.a4
 def test_answer_refuses_what_does_not_fit():
     model = tiny()
     import pytest
@@ -208,6 +248,7 @@ def test_answer_refuses_what_does_not_fit():
         answer(model, [[1] * 20], 10, PAUSE, EOT, max_new_tokens=5)
 
 
+@pytest.mark.a4
 def test_generate_stops_only_when_every_row_has_ended():
     model = Successor({1: 2, 2: EOT, 5: 6, 6: 7, 7: 8, 8: 9, 9: EOT, EOT: 0})
     out = model.generate(torch.tensor([[1], [5]]), 10, stop_id=EOT)
@@ -216,6 +257,7 @@ def test_generate_stops_only_when_every_row_has_ended():
     assert answer(model, [[1], [5]], 0, PAUSE, EOT, max_new_tokens=10) == [[2], [6, 7, 8, 9]]  # no end token
 
 
+@pytest.mark.a4
 def test_answer_never_produces_padding_ids_of_the_full_vocab():
     vocab = Vocab(None)
     padding = 50300  # a row of the padded 50304-wide head that is no token
