@@ -19,6 +19,7 @@ Smallest use:
   python -c "from model import *; m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=64)); print(m)"
 """
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -135,6 +136,19 @@ class GPT(nn.Module):
         the 50k-wide head is the biggest matmul, so this skips most of it for the same loss.
         Without targets: (logits (B, 1, V) of the last position, None), all that generation needs.
         cache: a KVCache; idx then continues the cached sequence (positions start at cache.pos)."""
+        x = self.hidden(idx, cache)
+        if targets is None:
+            last = x[:, [-1], :]  # generation needs only the last position
+            if cache is not None and cache.head is not None:
+                return last @ cache.head.wt, None  # same product as lm_head, faster layout (DecodingHead)
+            return self.lm_head(last), None
+        keep = targets != -1
+        logits = self.lm_head(x[keep])  # (N, V)
+        loss = F.cross_entropy(logits.float(), targets[keep])
+        return logits, loss
+
+    def hidden(self, idx, cache=None):
+        """The final hidden states (B, T, C) of idx: embeddings, the blocks, the last LayerNorm."""
         B, T = idx.size()
         start = 0 if cache is None else cache.pos
         if start + T > self.config.block_size:
@@ -145,16 +159,7 @@ class GPT(nn.Module):
             x = block(x, cache, i)
         if cache is not None:
             cache.pos += T
-        x = self.transformer.ln_f(x)
-        if targets is None:
-            last = x[:, [-1], :]  # generation needs only the last position
-            if cache is not None and cache.head_t is not None:
-                return last @ cache.head_t, None  # same product as lm_head, faster layout (KVCache)
-            return self.lm_head(last), None
-        keep = targets != -1
-        logits = self.lm_head(x[keep])  # (N, V)
-        loss = F.cross_entropy(logits.float(), targets[keep])
-        return logits, loss
+        return self.transformer.ln_f(x)
 
     @classmethod
     def from_pretrained(cls, path, vocab_size=50304):
@@ -205,17 +210,15 @@ class GPT(nn.Module):
         return model
 
     def head_for_decoding(self):
-        """Decoding one token is memory-bound on the output head (all V x C weights are read for each
-        token). On CPU, torch's kernel for a 1-row x @ W.T ran 2.6x slower than x @ (W.T made contiguous)
-        on our test machine (6.4 vs 2.5 ms at V=50304, C=256), so decoding uses such a copy, remade only
-        when the weights change (a new storage or an in-place update). None elsewhere (GPUs don't care)."""
+        """The output head as CPU decoding reads it (a DecodingHead), remade only when the weights change
+        (a new storage or an in-place update); None elsewhere (GPUs don't need it)."""
         w = self.lm_head.weight
         if w.device.type != "cpu":
             return None
         key = (w.data_ptr(), w._version)
-        if getattr(self, "_head_t_key", None) != key:
-            self._head_t, self._head_t_key = w.detach().t().contiguous(), key
-        return self._head_t
+        if getattr(self, "_head_key", None) != key:
+            self._head, self._head_key = DecodingHead(w.detach()), key
+        return self._head
 
     def flops_per_token(self, T):
         """Training FLOPs per token at sequence length T (6 per parameter, plus attention)."""
@@ -246,16 +249,26 @@ class GPT(nn.Module):
                                  f"block_size {self.config.block_size}; use_cache=False crops instead")
             cache = KVCache(self, idx.size(0))
             logits, _ = self(idx, cache=cache)
+        # greedy CPU decoding: the head's argmax without all of its fp32 logits (DecodingHead.argmax), and
+        # the small ops of a few-row step on one thread (waking a second thread costs more than it saves)
+        fast = use_cache and greedy and cache.head is not None
+        threads = 1 if fast and idx.size(0) <= 8 else torch.get_num_threads()
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        h = None
         for step in range(max_new_tokens):
             if not use_cache:
                 logits, _ = self(idx[:, -self.config.block_size:])
-            logits = logits[:, -1, :].float()
-            if ban_ids:
-                logits[:, list(ban_ids)] = -float("inf")
-            if greedy:
+            if h is not None:
+                nxt = cache.head.argmax(h, ban_ids)
+            elif greedy:
+                logits = logits[:, -1, :].float()
+                if ban_ids:
+                    logits[:, list(ban_ids)] = -float("inf")
                 nxt = logits.argmax(dim=-1, keepdim=True)
             else:
+                logits = logits[:, -1, :].float()
+                if ban_ids:
+                    logits[:, list(ban_ids)] = -float("inf")
                 logits = logits / temperature
                 if top_k is not None:
                     v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
@@ -267,7 +280,15 @@ class GPT(nn.Module):
                 if done.all():
                     break
             if use_cache and step < max_new_tokens - 1:
-                logits, _ = self(nxt, cache=cache)
+                if fast:
+                    default = torch.get_num_threads()
+                    torch.set_num_threads(threads)
+                    try:
+                        h = self.hidden(nxt, cache)[:, -1]  # (B, C)
+                    finally:
+                        torch.set_num_threads(default)
+                else:
+                    logits, _ = self(nxt, cache=cache)
         return idx
 
 
@@ -280,7 +301,7 @@ class KVCache:
         self.shape = (c.n_layer, batch_size, c.n_head, c.block_size, c.n_embd // c.n_head)
         self.k = self.v = None  # allocated at the first update, in the dtype attention runs in
         self.pos = 0
-        self.head_t = model.head_for_decoding()
+        self.head = model.head_for_decoding()
 
     def update(self, layer, k, v):
         """Store the new (B, nh, T, hs) keys/values at pos..pos+T; return all keys/values up to there."""
@@ -293,3 +314,61 @@ class KVCache:
         self.v[layer, :, :, self.pos:end] = v
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
         # END SOLUTION
+
+
+class DecodingHead:
+    """The output head as one CPU decode step reads it. A step is memory-bound on the head (all V x C
+    weights are read for every token), so:
+    - logits use a transposed contiguous copy: torch's 1-row x @ W.T (F.linear) ran 2.1x slower than
+      x @ (W.T made contiguous) on our test machine (3.3 vs 1.6 ms at V=50304, C=256);
+    - argmax (greedy decoding) reads a bfloat16 copy, half the bytes, and then rescores in float32 every
+      token whose bf16 logit is within twice the rounding bound of the best: bf16 rounds each weight and
+      each hidden value to within 2^-8 of itself, so a logit moves by at most 3 * 2^-8 * |h| * max_j |w_j|
+      (Cauchy-Schwarz), the true best token is always among those rescored, and the result is the fp32
+      head's argmax (ties to the lower id, as torch.argmax). Used where the bf16 product is faster
+      (timed once per head: without AVX-512 BF16 it may not be) and the head is large."""
+
+    def __init__(self, w):
+        self.wt = w.t().contiguous()  # (C, V)
+        self.wt16, self.bound = None, 0.0
+        if w.numel() >= 2**20:
+            wt16 = self.wt.to(torch.bfloat16)
+            h = torch.randn(1, w.size(1))
+            t32 = min(_seconds(lambda: h @ self.wt) for _ in range(6))  # the first calls warm up
+            t16 = min(_seconds(lambda: (h.to(torch.bfloat16) @ wt16).float()) for _ in range(6))
+            if t16 < 0.8 * t32:
+                self.wt16, self.bound = wt16, 3 * 2**-8 * float(w.norm(dim=1).max())
+
+    def argmax(self, h, ban_ids=()):
+        """(B, 1) ids of the largest fp32 logit of each row of h (B, C), never one of ban_ids."""
+        ban = list(ban_ids)
+        if self.wt16 is None:
+            logits = h @ self.wt
+            logits[:, ban] = -float("inf")
+            return logits.argmax(dim=-1, keepdim=True)
+        approx = h.to(torch.bfloat16) @ self.wt16  # (B, V): the one big read, on every thread
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the rest is small: a second thread's wake-up would cost more
+        try:
+            approx = approx.float()
+            approx[:, ban] = -float("inf")
+            slack = 2 * self.bound * h.norm(dim=1, keepdim=True) + 1e-6  # (B, 1): accumulation rounding too
+            vals, ids = approx.topk(min(16, approx.size(1)), dim=1)  # the candidates are almost always here
+            near = vals >= vals[:, :1] - slack
+            if near[:, -1].any():  # a row with more than 16 candidates: take them all
+                rows, cols = (approx >= vals[:, :1] - slack).nonzero(as_tuple=True)
+            else:
+                rows, cols = near.nonzero(as_tuple=True)[0], ids[near]
+            exact = (h[rows] * self.wt[:, cols].t()).sum(dim=1)  # fp32 logits of the candidates only
+            best = torch.full((h.size(0),), -float("inf")).scatter_reduce(0, rows, exact, "amax")
+            win = exact == best[rows]
+            first = torch.full((h.size(0),), self.wt.size(1)).scatter_reduce(0, rows[win], cols[win], "amin")
+        finally:
+            torch.set_num_threads(threads)
+        return first[:, None]
+
+
+def _seconds(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t

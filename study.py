@@ -14,6 +14,7 @@ Arms (what a cell trains):
   input_hints  M pauses, and the prompt positions trained on the task's input hints (the control that
                puts the same kind of supervision where the input is, with no pauses when M = 0)
   mixed        hints, with each example's M_ft drawn from [M/2, M] (for graceful M_inf)
+  mixed_plain  plain pauses, with each example's M_ft drawn from [M/2, M]
   matched      no pauses, max_iters scaled so that positions x steps equal the M-pause cells' (a control)
 The commands of the committed result files are in results/README.md.
 """
@@ -33,7 +34,7 @@ from eval import accuracy, compute_ratio
 from tasks import SPACE, TASKS, make_examples
 from train import Config, load_checkpoint, train
 
-ARMS = ("plain", "hints", "input_hints", "mixed", "matched")
+ARMS = ("plain", "hints", "input_hints", "mixed", "mixed_plain", "matched")
 
 
 @dataclass
@@ -69,7 +70,7 @@ def cells_of(scfg):
             for width in ints(scfg.widths):
                 for arm in scfg.arms.split(","):
                     for m in ints(scfg.pauses):
-                        if (arm in ("hints", "mixed") and m < 2) or (arm == "matched" and m == 0):
+                        if (arm in ("hints", "mixed") and m < 2) or (arm in ("matched", "mixed_plain") and m == 0):
                             continue  # a hint needs a pause besides the one that answers; matched needs an M
                         yield task, n_layer, width, arm, m
 
@@ -80,7 +81,7 @@ def run_one(scfg, task, n_layer, width, arm, m, seed):
     if arm == "matched":
         max_iters = round(max_iters * compute_ratio(task, m))
     cfg = Config(phase="finetune", task=task, n_layer=n_layer, n_head=scfg.n_head, n_embd=width, block_size=64,
-                 n_pause=0 if arm == "matched" else m, n_pause_min=m // 2 if arm == "mixed" else -1,
+                 n_pause=0 if arm == "matched" else m, n_pause_min=m // 2 if arm.startswith("mixed") else -1,
                  hints=arm in ("hints", "mixed"), input_hints=arm == "input_hints", seed=seed,
                  batch_size=scfg.batch_size, max_iters=max_iters, learning_rate=scfg.learning_rate,
                  min_lr=scfg.learning_rate / 10, warmup_iters=100, n_train=scfg.n_train, n_test=scfg.n_test,
@@ -161,8 +162,8 @@ def study(scfg):
 
 
 def plot(rows, path, by_m_inf):
-    """Accuracy vs M (or vs M_inf) for every (task, size, arm), error bars = std over seeds; None when
-    matplotlib is missing."""
+    """Accuracy vs M_inf (with m_inf), vs M (with three M values or more), else one bar per cell; error
+    bars = std over seeds. None when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -170,17 +171,28 @@ def plot(rows, path, by_m_inf):
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    lines = {}
-    for r in rows:
-        key = (r["task"], r["n_layer"], r["n_embd"], r["arm"])
-        lines.setdefault(key, []).append((r["M_inf"] if by_m_inf else r["M"], r["accuracy"], r["std"] or 0))
-    for (task, n_layer, width, arm), pts in lines.items():
-        x, a, e = zip(*sorted(pts))
-        ax.errorbar(x, [100 * v for v in a], yerr=[100 * v for v in e], marker="o", capsize=3,
-                    label=f"{task} {n_layer}x{width} {arm}")
-    ax.set_xlabel("pauses at inference (M_inf)" if by_m_inf else "pauses (M)")
-    ax.set_ylabel("exact match (%)")
-    ax.legend(fontsize=7)
+    if by_m_inf or len({r["M"] for r in rows}) >= 3:
+        lines = {}
+        for r in rows:
+            lines.setdefault((r["task"], r["n_layer"], r["n_embd"], r["arm"]), []).append(
+                (r["M_inf"] if by_m_inf else r["M"], r["accuracy"], r["std"] or 0))
+        for (task, n_layer, width, arm), pts in lines.items():
+            x, a, e = zip(*sorted(pts))
+            ax.errorbar(x, [100 * v for v in a], yerr=[100 * v for v in e], marker="o", capsize=3,
+                        label=f"{task} {n_layer}x{width} {arm}")
+        ax.set_xlabel("pauses at inference (M_inf)" if by_m_inf else "pauses (M)")
+        ax.legend(fontsize=7)
+    else:
+        labels = [f"{r['task']} {r['n_layer']}x{r['n_embd']} {r['arm']} M={r['M']}" for r in rows]
+        ax.barh(range(len(rows)), [100 * r["accuracy"] for r in rows], xerr=[100 * (r["std"] or 0) for r in rows],
+                capsize=3, color="tab:blue")
+        ax.set_yticks(range(len(rows)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(100 * rows[0]["majority"], color="gray", linestyle=":", label="majority answer")
+        ax.legend(fontsize=7)
+    ax.set_xlabel(ax.get_xlabel() or "exact match (%)")
+    if by_m_inf or len({r["M"] for r in rows}) >= 3:
+        ax.set_ylabel("exact match (%)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -110,3 +110,37 @@ def test_decoding_head_copy_follows_weight_updates():
     after = model.generate(idx, 6)
     assert torch.equal(after, model.generate(idx, 6, use_cache=False))
     assert not torch.equal(before, after)
+
+
+def test_bf16_argmax_head_gives_the_fp32_argmax_even_in_near_ties():
+    """DecodingHead.argmax reads a bf16 copy of the head and rescores the candidates in fp32: on random
+    heads, and on heads built with near-ties far below bf16's resolution, it must pick what the fp32
+    head's argmax picks (the bf16 path is forced here, whether or not this CPU makes it faster)."""
+    from model import DecodingHead
+    g = torch.Generator().manual_seed(0)
+    V, C = 4096, 64
+    w = torch.randn(V, C, generator=g) * 0.05
+    w[7] = w[3] + 1e-6 * torch.randn(C, generator=g)  # rows 3 and 7 tie to ~1e-6: bf16 cannot tell them apart
+    head = DecodingHead(w)
+    head.wt16, head.bound = head.wt.to(torch.bfloat16), 3 * 2**-8 * float(w.norm(dim=1).max())
+    h = torch.randn(500, C, generator=g)
+    h[:250] = w[3] * 40 + 0.01 * torch.randn(250, C, generator=g)  # rows that want token 3 or 7
+    exact = h @ head.wt
+    assert torch.equal(head.argmax(h).ravel(), exact.argmax(dim=1))
+    banned = exact.argmax(dim=1)[:1].tolist()
+    exact[:, banned] = -float("inf")
+    assert torch.equal(head.argmax(h, banned).ravel(), exact.argmax(dim=1))
+    head.wt16 = None  # the plain fp32 path
+    assert torch.equal(head.argmax(h).ravel(), (h @ head.wt).argmax(dim=1))
+
+
+def test_full_vocab_greedy_decoding_equals_recompute():
+    """A full-vocab model decodes through the fast path (one-thread steps, the head's argmax); its
+    tokens must equal recomputing the whole context with the plain head every step."""
+    torch.manual_seed(0)
+    from model import GPT, GPTConfig
+    model = GPT(GPTConfig(block_size=64, vocab_size=50304, n_layer=2, n_head=2, n_embd=32)).eval()
+    idx = torch.randint(0, 50257, (3, 10))
+    fast = model.generate(idx, 20, ban_ids=(50257,))
+    assert torch.equal(fast, model.generate(idx, 20, ban_ids=(50257,), use_cache=False))
+    assert torch.equal(fast[:1], model.generate(idx[:1], 20, ban_ids=(50257,)))  # one row alone: the same
