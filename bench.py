@@ -250,6 +250,19 @@ def bench(cfg):
                       cfg.repeats if use_cache else 1)
             out[f"decode_tok_s_{'cache' if use_cache else 'recompute'}"] = cfg.decode_len / s
         out["cache_speedup"] = out["decode_tok_s_cache"] / out["decode_tok_s_recompute"]
+        head = model.head_for_decoding()
+        if head is not None and head.wt16 is not None:  # paired rounds: the argmax head in bf16 vs fp32
+            pair = {"bf16": [], "fp32": []}
+            wt16 = head.wt16
+            for _ in range(cfg.repeats):
+                for key in pair:
+                    head.wt16 = wt16 if key == "bf16" else None
+                    pair[key].append(cfg.decode_len / timed(lambda: model.generate(prompt, cfg.decode_len), device, 1))
+            head.wt16 = wt16
+            out["decode_tok_s_bf16_head"] = statistics.median(pair["bf16"])
+            out["decode_tok_s_fp32_head"] = statistics.median(pair["fp32"])
+            print(f"decode with the bf16 argmax head {out['decode_tok_s_bf16_head']:,.0f} tokens/s, with the fp32 head "
+                  f"{out['decode_tok_s_fp32_head']:,.0f} (paired rounds; the same tokens)", flush=True)
         print(f"decode {cfg.decode_len} tokens after {cfg.prompt_len}: {out['decode_tok_s_cache']:,.1f} "
               f"tokens/s with KV cache, {out['decode_tok_s_recompute']:,.1f} recomputing "
               f"({out['cache_speedup']:.1f}x)", flush=True)

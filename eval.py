@@ -93,7 +93,8 @@ def compare(ecfg):
               f"match, mean" + (" ± std over seeds, 95% t-interval" if len(seeds) > 1 else " (one seed: no "
               "spread; run --seeds=N)") + "; positions = prompt + fillers + answer tokens per example, "
               "compute = that over the baseline's; plateau = seeds whose validation exact match changed by "
-              "less than 2 points over the last quarter of finetuning")
+              f"less than 2 points over the last quarter of finetuning; every training job ran with {ecfg.threads} "
+              "thread(s)")
     table = table_markdown(rows)
     os.makedirs(ecfg.out_dir, exist_ok=True)
     png = plot(rows, os.path.join(ecfg.out_dir, "accuracy_vs_minf.png")) if ecfg.plot else None
