@@ -274,6 +274,13 @@ def bench(cfg):
         print(f"memory-bound ceiling: {out['decode_bytes'] / 1e6:.1f} MB read per token at "
               f"{out['read_gb_s']:.1f} GB/s = {out['decode_ceiling_tok_s']:,.0f} tokens/s; the KV-cache decode runs at "
               f"{100 * out['decode_fraction_of_ceiling']:.0f}% of it", flush=True)
+        if head is not None and head.wt16 is not None:
+            # the same ceiling for the bytes this layout reads: the argmax reads the head in bf16 (half)
+            out["decode_bytes_layout"] = out["decode_bytes"] - 2 * model.config.vocab_size * model.config.n_embd
+            out["decode_fraction_of_layout_ceiling"] = (out["decode_tok_s_cache"] * out["decode_bytes_layout"]
+                                                        / (out["read_gb_s"] * 1e9))
+            print(f"with the bf16 argmax head a step reads {out['decode_bytes_layout'] / 1e6:.1f} MB: the decode runs "
+                  f"at {100 * out['decode_fraction_of_layout_ceiling']:.0f}% of that ceiling", flush=True)
     out.update(eval_throughput(cfg, device))
 
     rng = np.random.default_rng(0)

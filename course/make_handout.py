@@ -38,7 +38,7 @@ ASSIGNMENTS = {
 }
 # the instructor's side of the kit: never in a handout (the wrong solutions quote solution lines)
 INSTRUCTOR_ONLY = {"course/check_kit.py", "course/wrong_solutions.py", "course/expected_failures.json",
-                   "tests/test_course.py"}
+                   "tests/test_course.py", "tests/mutants.py"}
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION (\S+)\s*$")
 END = re.compile(r"^(\s*)# END SOLUTION\s*$")
 

@@ -1,0 +1,99 @@
+"""Mutation check of the test suite: plausible one-line bugs, each applied alone to a copy of the
+repository; the suite must fail on every one (a test that cannot fail guards nothing).
+
+  python tests/mutants.py            # every mutant, about 40 s each on 2 cores when caught early
+  python tests/mutants.py 3 17       # only these
+
+Prints one line per mutant: CAUGHT (with the first failing test), SURVIVED, or NOT-APPLIED when the
+line it changes no longer exists (update the list after editing that code). Exit code 1 if any
+survived. Not run by pytest (a full sweep takes half an hour); run it after changing a test."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the rule tests first, so that a caught mutant stops early (-x)
+ORDER = ["tests/test_pause.py", "tests/test_data.py", "tests/test_downstream.py", "tests/test_model.py",
+         "tests/test_eval.py", "tests/test_common.py", "tests/test_train.py", "tests"]
+
+# (file, line as it is, line with the bug, what the bug is). Two bugs tried and left out because no test
+# can catch them: `keys <` in pause_slots (the tie fallback restores the count) and a looser fit
+# check in answer (generate refuses the overflow anyway).
+MUTANTS = [
+    ("pause.py", "return out[:, :L]", "return out[:, -L:]", "insert_pauses trims the wrong end"),
+    ("pause.py", "n = int(round(pause_frac * L))", "n = int(pause_frac * L)", "pause count floor"),
+    ("pause.py", "y[y == pause_id] = -1", "y[x == pause_id] = -1", "mask pause inputs, not predictions"),
+    ("pause.py", "y[: len(prefix) + n_pause - 1] = -1", "y[: len(prefix) + n_pause] = -1", "finetune mask off by one (+1)"),
+    ("pause.py", "y[: len(prefix) + n_pause - 1] = -1", "y[: len(prefix) + n_pause - 2] = -1", "finetune mask off by one (-1)"),
+    ("pause.py", 'head = [prefix, pauses] if placement == "append" else [pauses, prefix]', "head = [prefix, pauses]", "format ignores placement"),
+    ("pause.py", "Y = np.full((len(examples), T), -1, dtype=np.int64)", "Y = np.full((len(examples), T), pad_id, dtype=np.int64)", "padding supervised"),
+    ("data.py", "if self.pause_frac > 0:", "if self.pause_frac > 1:", "batcher skips pauses"),
+    ("tasks.py", "little\") % 10", "little\") % 9", "split hash modulus"),
+    ("data.py", "return self.to_model(get_encoding().encode_ordinary(text))", "return self.to_model(get_encoding().encode(text, allowed_special='all'))", "special strings become tokens"),
+    ("data.py", "self.unused_ids = tuple(range(PAUSE_ID + 1, PADDED_VOCAB)) if self.table is None else ()", "self.unused_ids = ()", "padding ids allowed"),
+    ("pause.py", 'rows = [list(prompts[i]) + fill if placement == "append" else fill + list(prompts[i]) for i in chunk]', "rows = [list(prompts[i]) + fill for i in chunk]", "answer ignores placement"),
+    ("pause.py", "ban_ids=(pause_id, *ban_ids),", "ban_ids=tuple(ban_ids),", "answer may emit a pause"),
+    ("model.py", "if done.all():", "if done.any():", "generate stops at first ended row"),
+    ("pause.py", "out[i] = g[:g.index(eot_id)] if eot_id in g else g", "out[i] = g[:g.index(eot_id) + 1] if eot_id in g else g", "answer returns end token"),
+    ("model.py", "mask = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(cache.pos)", "mask = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(cache.pos - 1)", "kv mask off by one"),
+    ("model.py", "pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)", "pos = torch.arange(0, T, dtype=torch.long, device=idx.device)", "cache positions restart"),
+    ("pause.py", "fill = [pause_id if filler_id is None else filler_id] * n_pause", "fill = [pause_id] * n_pause", "filler ignored"),
+    ("data.py", "return Batcher(vocab, tokens=tokens, block_size=block_size, pause_frac=cfg.pause_frac)", "return Batcher(vocab, tokens=tokens, block_size=block_size)", "training drops pause_frac"),
+    ("data.py", "n_pause=cfg.n_pause, placement=cfg.placement)", "n_pause=cfg.n_pause)", "training drops placement"),
+    ("train.py", "return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)", "return cfg.learning_rate * it / (cfg.warmup_iters + 1)", "lr 0 at step 0"),
+    ("train.py", "(loss / accum).backward()", "loss.backward()", "accumulation not averaged"),
+    ("data.py", 'return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "train", cfg.data_seed + 1)),', 'return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "test", cfg.data_seed + 1)),', "pretraining corpus from the test split"),
+    ("train.py", "torch.manual_seed(int(rng.integers(2**63)))", "pass", "same dropout masks on every rank"),
+    ("train.py", 'rng = np.random.default_rng([cfg.seed, it, rank * accum + micro])', 'rng = np.random.default_rng([cfg.seed, it, micro])', "ranks read the same data"),
+    ("eval.py", 'if same and saved["step"] == cfg.max_iters and saved.get("init_fingerprint") == init_fingerprint(cfg):', 'if same and saved["step"] == cfg.max_iters:', "stale finetune reused"),
+    ("eval.py", "max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1", "max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs)", "no room for end token"),
+    ("eval.py", "res = score(model, vocab, cfg, examples, m_inf, ecfg.filler, cfg.placement, ecfg.progress, ecfg.mistakes)", "res = score(model, vocab, cfg, examples, m_inf, ecfg.filler, 'append', ecfg.progress, ecfg.mistakes)", "ckpt placement ignored"),
+    ("pause.py", "y[-1] = -1  # the end token's prediction is not part of the choice", "pass", "choice scored with end token"),
+    ("eval.py", "return [(mi, \"pause\") for mi in (sorted({0, m // 2, m, 2 * m}) if ecfg.sweep else [m, 0])]", "return [(mi, \"pause\") for mi in (sorted({0, m // 2, m, 2 * m}) if ecfg.sweep else [m])]", "no M_inf=0 row"),
+    ("eval.py", "right = [vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]", "right = [vocab.decode(o).strip() == t.strip() for o, (_, t) in zip(outs, pairs)]", "lenient exact match"),
+    ("eval.py", "return [(0, \"pause\"), (m, \"dot\")]", "return [(0, \"pause\"), (m, \"pause\")]", "dot row uses pauses"),
+    ("common.py", "out.update(delta=float(d.mean()), delta_ci95=interval95(d))", "out.update(delta=float(d.mean()), delta_ci95=interval95(x))", "delta interval unpaired"),
+    ("downstream.py", 'text = "".join(c for c in text.lower() if c not in PUNCTUATION)\n    text = re.sub(r"\\b(a|an|the)\\b", " ", text)', 'text = re.sub(r"\\b(a|an|the)\\b", " ", text.lower())\n    text = "".join(c for c in text if c not in PUNCTUATION)', "articles before punctuation"),
+    ("downstream.py", "return sum(f1(prediction, answers[:i] + answers[i + 1:]) for i in range(len(answers))) / len(answers)", "return f1(prediction, answers)", "coqa without leave-one-out"),
+    ("downstream.py", "letter = prediction.strip()[:1].upper()", "letter = prediction.strip()[:1]", "letter case"),
+    ("downstream.py", '"commonsense_qa": letter_match', '"commonsense_qa": exact_match', "CSQA back to SQuAD EM"),
+    ("pause.py", "x, y = seq[:-1], seq[1:].copy()", "x, y = seq[1:], seq[1:].copy()", "finetune inputs shifted"),
+    ("data.py", "counts = np.broadcast_to(self.n_pause, len(self.examples))", "counts = np.broadcast_to(0, len(self.examples))", "batcher drops n_pause"),
+    ("data.py", "starts = rng.integers(0, len(tokens) - self.block_size - 1, batch_size)", "starts = rng.integers(0, len(tokens) - self.block_size - 1, 1).repeat(batch_size)", "one window per batch"),
+    ("pause.py", "    x, y = seqs[:, :-1], seqs[:, 1:].copy()", "    x, y = seqs[:, :-1], seqs[:, :-1].copy()", "pretraining targets not shifted"),
+    ("train.py", "block = model.config.block_size  # a checkpoint's own block_size wins over cfg's", "block = cfg.block_size", "cfg block over checkpoint's"),
+    ("downstream.py", "norm.append(int(np.argmax(scores / np.array([len(c) for c in e[\"choices\"]]))) == e[\"label\"])", "norm.append(int(np.argmax(scores)) == e[\"label\"])", "no length normalisation"),
+    ("eval.py", "return fingerprint(read_checkpoint(cfg.init_from)[\"model\"])", "return None", "fingerprint skipped"),
+    ("model.py", "if key.endswith((\".attn.bias\", \".attn.masked_bias\")) or key == \"lm_head.weight\":", "if key.endswith((\"attn.bias\", \".attn.masked_bias\")) or key == \"lm_head.weight\":", "skips c_attn.bias"),
+]
+
+
+def run(i, path, old, new, what):
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = os.path.join(tmp, "repo")
+        shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".git", "out", "__pycache__", "handouts"))
+        text = open(os.path.join(repo, path)).read()
+        if text.count(old) != 1:
+            return f"{i} NOT-APPLIED ({text.count(old)} matches) {what}", True
+        open(os.path.join(repo, path), "w").write(text.replace(old, new))
+        t = time.time()
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *ORDER], cwd=repo,
+                           capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+        failed = [line.split(" - ")[0] for line in r.stdout.splitlines() if line.startswith("FAILED")]
+        if r.returncode == 0:
+            return f"{i} SURVIVED {what} ({time.time() - t:.0f}s)", False
+        return f"{i} CAUGHT {what} ({time.time() - t:.0f}s) {failed[0] if failed else 'exit ' + str(r.returncode)}", True
+
+
+if __name__ == "__main__":
+    only = {int(a) for a in sys.argv[1:]}
+    survived = 0
+    for i, mutant in enumerate(MUTANTS):
+        if not only or i in only:
+            line, ok = run(i, *mutant)
+            survived += not ok
+            print(line, flush=True)
+    sys.exit(1 if survived else 0)
