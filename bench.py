@@ -212,8 +212,10 @@ def repro(cfg):
 def bench(cfg):
     device = pick_device(cfg.device)
     cuda = device.startswith("cuda")
-    out = {"config": asdict(cfg), "device": device, "machine": machine()}
-    print(f"device {device}: {out['machine']['gpu'] or out['machine']['cpu']}", flush=True)
+    out = {"command": " ".join(["python"] + sys.argv), "commit": commit(), "config": asdict(cfg), "device": device,
+           "machine": machine()}
+    print(f"`{out['command']}` at commit {out['commit']}; device {device}: "
+          f"{out['machine']['gpu'] or out['machine']['cpu']}", flush=True)
 
     for compile_model in ([False, True] if cuda else [False]):
         tok_s, flops = bench_train(cfg, device, compile_model)
