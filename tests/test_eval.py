@@ -65,7 +65,7 @@ def test_tiny_comparison_writes_table_and_json(tiny_configs, capsys):
     # a second run reuses every finished run instead of training again
     compare(EvalConfig(**tiny_configs, seeds=2, plot=False))
     out = capsys.readouterr().out
-    assert "training" not in out and out.count("reusing") == 12
+    assert "  training " not in out and out.count("reusing") == 12
 
 
 def test_prepend_trains_and_scores_separately(tiny_configs, capsys):
