@@ -161,7 +161,7 @@ def check(fast=False, write_expected=False, log=print):
             line = f"{assignment}: {len(graded)} graded tests fail with the stub (b); no leaks (d); round trip (e)"
             if not fast:
                 recorded[assignment] = check_expected_failures(assignment, folder, expected)
-                line += f"; {len(recorded[assignment])} tests fail in all, as expected (c)"
+                line += f"; {len(recorded[assignment])} tests fail in all, " + ("recorded (c)" if write_expected else "as expected (c)")
             log(line)
             for a, path, old, new, what in WRONG:
                 if a == assignment and (not fast or a not in done_wrong):
