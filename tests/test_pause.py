@@ -1,6 +1,7 @@
 """The pause rules of pause.py, each proved on tiny self-made data, and through the training script's own
 batches where a rule reaches training (the README's rule table points here)."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -161,6 +162,27 @@ def test_finetuning_batches_put_the_pauses_where_placement_says(placement):
     assert pauses[:, where].all()
     first_target = prompt_len + 5 - 1  # the last pause (append) or the last prompt token (prepend)
     assert (y[:, :first_target] == -1).all() and (y[:, first_target] != -1).all()
+
+
+
+@pytest.mark.parametrize("placement", ["append", "prepend"])
+def test_downstream_finetuning_batches_put_the_pauses_where_placement_says(placement, tmp_path):
+    # the same rule on a real task's file (a GSM8k fixture, full GPT-2 vocab): its own batcher branch
+    rows = [{"question": f"Tom has {i} apples and buys 4. How many?", "answer": f"#### {i + 4}"} for i in range(4)]
+    (tmp_path / "g.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = parse_config(TINY + ["--phase=finetune", "--task=gsm8k", f"--train_file={tmp_path / 'g.jsonl'}",
+                               "--n_val=1", "--n_pause=3", f"--placement={placement}", "--block_size=64"], Config)
+    train_set, _ = data.phase_data(cfg)
+    vocab = Vocab(None)
+    x, y, _ = data.make_batcher(cfg, train_set, vocab, 64).get(8, np.random.default_rng(0))
+    prompt_lens = {len(vocab.encode(p)) for p, _ in train_set}
+    assert len(prompt_lens) == 1  # the fixture's prompts have one length, so every row has the same layout
+    n = prompt_lens.pop()
+    pauses = x == vocab.pause_id
+    assert (pauses.sum(1) == 3).all()
+    where = slice(n, n + 3) if placement == "append" else slice(0, 3)
+    assert pauses[:, where].all()
+    assert (y[:, :n + 3 - 1] == -1).all() and (y[:, n + 3 - 1] != -1).all()
 
 
 @pytest.mark.a3
