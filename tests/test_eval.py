@@ -112,6 +112,18 @@ def test_an_answer_that_never_ends_is_wrong():
     assert ev.accuracy(Scripted(ended), vocab, pairs, 0) == 1.0
 
 
+
+def test_exact_match_is_exact():
+    """The answer text must equal the target: " 1" is the target's token, "1" (no space) is another
+    answer, and exact match does not strip it into the right one."""
+    vocab = data.task_vocab("keyparity")
+    pairs = data.make_examples("keyparity", 20, "test", 0)
+    bare = {tuple(vocab.encode(p).tolist()): vocab.encode(t.strip()).tolist() + [vocab.eot_id] for p, t in pairs}
+    assert all(len(v) == 2 for v in bare.values())  # one digit token without its space, then the end
+    assert ev.accuracy(Scripted(bare), vocab, pairs, 0) == 0.0
+    right = {tuple(vocab.encode(p).tolist()): vocab.encode(t).tolist() + [vocab.eot_id] for p, t in pairs}
+    assert ev.accuracy(Scripted(right), vocab, pairs, 0) == 1.0
+
 def test_a_finetune_of_an_older_pretrained_model_is_not_reused(tiny_configs, capsys):
     """Pretrain, finetune; then the pretraining recipe changes and only pretraining reruns (as when a run
     is interrupted before its finetunes): the finetune's config is unchanged, but it is stale."""
