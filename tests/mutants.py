@@ -62,7 +62,7 @@ MUTANTS = [
     ("downstream.py", "letter = prediction.strip()[:1].upper()", "letter = prediction.strip()[:1]", "letter case"),
     ("downstream.py", '"commonsense_qa": letter_match', '"commonsense_qa": exact_match', "CSQA back to SQuAD EM"),
     ("pause.py", "x, y = seq[:-1], seq[1:].copy()", "x, y = seq[1:], seq[1:].copy()", "finetune inputs shifted"),
-    ("data.py", "counts = np.broadcast_to(self.n_pause, len(self.examples))", "counts = np.broadcast_to(0, len(self.examples))", "batcher drops n_pause"),
+    ("data.py", "counts = np.broadcast_to(self.n_pause, n)", "counts = np.broadcast_to(0, n)", "batcher drops n_pause"),
     ("data.py", "starts = rng.integers(0, len(tokens) - self.block_size - 1, batch_size)", "starts = rng.integers(0, len(tokens) - self.block_size - 1, 1).repeat(batch_size)", "one window per batch"),
     ("pause.py", "    x, y = seqs[:, :-1], seqs[:, 1:].copy()", "    x, y = seqs[:, :-1], seqs[:, :-1].copy()", "pretraining targets not shifted"),
     ("train.py", "block = model.config.block_size  # a checkpoint's own block_size wins over cfg's", "block = cfg.block_size", "cfg block over checkpoint's"),
