@@ -1,12 +1,12 @@
 """Mutation check of the test suite: plausible one-line bugs, each applied alone to a copy of the
 repository; the suite must fail on every one (a test that cannot fail guards nothing).
 
-  python tests/mutants.py            # every mutant, about 40 s each on 2 cores when caught early
+  python tests/mutants.py            # every mutant: about 20 minutes on 2 cores
   python tests/mutants.py 3 17       # only these
 
 Prints one line per mutant: CAUGHT (with the first failing test), SURVIVED, or NOT-APPLIED when the
 line it changes no longer exists (update the list after editing that code). Exit code 1 if any
-survived. Not run by pytest (a full sweep takes half an hour); run it after changing a test."""
+survived. Not run by pytest (a full sweep takes about 20 minutes); run it after changing a test."""
 import os
 import shutil
 import subprocess
