@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from common import ConfigError, commit, machine, parse_config, pick_device, run_cli
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, KVCache
 from pause import insert_pauses
 
 
@@ -276,6 +276,13 @@ def bench(cfg):
         print(f"memory-bound ceiling: {out['decode_bytes'] / 1e6:.1f} MB read per token at "
               f"{out['read_gb_s']:.1f} GB/s = {out['decode_ceiling_tok_s']:,.0f} tokens/s; the KV-cache decode runs at "
               f"{100 * out['decode_fraction_of_ceiling']:.0f}% of it", flush=True)
+        if head is not None:  # where a step's time goes: the blocks (one thread, as generate runs them), the head
+            out.update(decode_step_parts(model, prompt, head))
+            print(f"one decode step: the blocks {out['decode_ms_blocks']:.2f} ms (one thread), the head's argmax "
+                  f"{out['decode_ms_head']:.2f} ms; reading their bytes at the measured bandwidth would take "
+                  f"{1e3 * (out['decode_bytes'] - 4 * model.config.vocab_size * model.config.n_embd) / (out['read_gb_s'] * 1e9):.2f} ms and "
+                  f"{1e3 * (4 if head.wt16 is None else 2) * model.config.vocab_size * model.config.n_embd / (out['read_gb_s'] * 1e9):.2f} ms",
+                  flush=True)
         if head is not None and head.wt16 is not None:
             # the same ceiling for the bytes this layout reads: the argmax reads the head in bf16 (half)
             out["decode_bytes_layout"] = out["decode_bytes"] - 2 * model.config.vocab_size * model.config.n_embd
@@ -310,6 +317,25 @@ def decode_bytes(model, pos):
     rows = 2 * c.n_embd  # one token embedding row and one position row
     cache = c.n_layer * 2 * pos * c.n_embd  # keys and values of every layer
     return size * (blocks + head + rows + cache)
+
+
+def decode_step_parts(model, prompt, head, steps=60):
+    """Median ms of the two parts of a greedy CPU decode step, in alternation: the blocks for one new
+    token (model.hidden, on one thread) and the head's argmax (DecodingHead.argmax, all threads)."""
+    cache = KVCache(model, prompt.size(0))
+    model(prompt, cache=cache)
+    nxt, blocks, heads = prompt[:, -1:], [], []
+    default = torch.get_num_threads()
+    for _ in range(min(steps, model.config.block_size - prompt.size(1))):
+        torch.set_num_threads(1)
+        t = time.perf_counter()
+        h = model.hidden(nxt, cache)[:, -1]
+        blocks.append(time.perf_counter() - t)
+        torch.set_num_threads(default)
+        t = time.perf_counter()
+        nxt = head.argmax(h)
+        heads.append(time.perf_counter() - t)
+    return {"decode_ms_blocks": 1e3 * statistics.median(blocks), "decode_ms_head": 1e3 * statistics.median(heads)}
 
 
 def eval_throughput(cfg, device):
