@@ -15,19 +15,16 @@ stdout and, with the command, commit, seeds and machine, to <out_dir>/results.md
 a plot of accuracy vs M_inf when matplotlib is installed).
 """
 import dataclasses
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 import downstream
-from common import (REPO, ConfigError, commit, fingerprint, parse_config, pick_device, read_checkpoint,
-                    run_cli, seed_stats, write_results)
+from common import (REPO, ConfigError, commit, fingerprint, map_jobs, parse_config, pick_device,
+                    read_checkpoint, run_cli, seed_stats, write_results)
 from data import get_encoding
 from model import GPT
 from pause import answer
@@ -108,26 +105,17 @@ def compare(ecfg):
 
 def run_all(ecfg, seeds, names):
     """Pretrain what the variants need, then finetune and score every (seed, variant), in worker
-    processes when the machine has several CPU cores. These tiny models are bound by per-op overheads: a
-    second thread barely speeds up a run, a second process doubles the throughput. Every job runs with
-    ecfg.threads threads, here or in a worker, so the bits do not depend on the number of workers."""
+    processes when the machine has several CPU cores (common.map_jobs), each job on ecfg.threads threads."""
     pretrains = sorted({(s, VARIANTS[n].pause_pt) for s in seeds for n in names})
-    finetunes = sorted(((s, n) for s in seeds for n in names), key=lambda j: -job_cost(ecfg, j[1]))  # longest first
+    finetunes = sorted(((s, n) for s in seeds for n in names), key=lambda j: -job_cost(j[1]))  # longest first
     workers = ecfg.workers or min(os.cpu_count() or 1, len(finetunes))
     if workers > 1 and pick_device("auto") == "cpu":
-        quiet = dataclasses.replace(ecfg, progress=False)  # workers print plain lines, no bars
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(ecfg.threads,)) as pool:
-            pt = dict(zip(pretrains, pool.map(pretrain, *zip(*[(quiet, s, p) for s, p in pretrains]))))
-            jobs = [(quiet, s, n, pt[(s, VARIANTS[n].pause_pt)]) for s, n in finetunes]
-            return dict(zip(finetunes, pool.map(finetune_and_score, *zip(*jobs))))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ecfg.threads)
-    try:
-        pt = {(s, p): pretrain(ecfg, s, p) for s, p in pretrains}
-        return {(s, n): finetune_and_score(ecfg, s, n, pt[(s, VARIANTS[n].pause_pt)]) for s, n in finetunes}
-    finally:
-        torch.set_num_threads(threads)
+        ecfg = dataclasses.replace(ecfg, progress=False)  # workers print plain lines, no bars
+    else:
+        workers = 1
+    pt = dict(zip(pretrains, map_jobs(pretrain, [(ecfg, s, p) for s, p in pretrains], workers, ecfg.threads)))
+    jobs = [(ecfg, s, n, pt[(s, VARIANTS[n].pause_pt)]) for s, n in finetunes]
+    return dict(zip(finetunes, map_jobs(finetune_and_score, jobs, workers, ecfg.threads)))
 
 
 def pretrain(ecfg, seed, pause_pt):
@@ -149,7 +137,7 @@ def finetune_config(ecfg, seed, name, init_from):
     return dataclasses.replace(cfg, snapshot_at=3 * cfg.max_iters // 4)  # keep the model at 3/4: the plateau check
 
 
-def job_cost(ecfg, name):
+def job_cost(name):
     """Positions x steps of a variant's finetuning, relative to the baseline's (to schedule long jobs first)."""
     v = VARIANTS[name]
     return 2.0 if v.matched or v.pause_ft else 1.0
@@ -157,7 +145,8 @@ def job_cost(ecfg, name):
 
 def finetune_and_score(ecfg, seed, name, init_from):
     """Finetune (or reuse) one variant of one seed and score it at each of its conditions. Returns
-    ({(variant, M_inf, filler): accuracy}, (plateaued, val-loss change over the last quarter))."""
+    ({(variant, M_inf, filler): accuracy}, (plateaued, change of validation exact match over the
+    last quarter, in points))."""
     cfg = finetune_config(ecfg, seed, name, init_from)
     path = ensure_trained(cfg)
     model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))

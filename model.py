@@ -258,22 +258,20 @@ class GPT(nn.Module):
         for step in range(max_new_tokens):
             if not use_cache:
                 logits, _ = self(idx[:, -self.config.block_size:])
-            if h is not None:
+            if h is not None:  # the fast greedy path: the next token straight from the hidden state
                 nxt = cache.head.argmax(h, ban_ids)
-            elif greedy:
-                logits = logits[:, -1, :].float()
-                if ban_ids:
-                    logits[:, list(ban_ids)] = -float("inf")
-                nxt = logits.argmax(dim=-1, keepdim=True)
             else:
                 logits = logits[:, -1, :].float()
                 if ban_ids:
                     logits[:, list(ban_ids)] = -float("inf")
-                logits = logits / temperature
-                if top_k is not None:
-                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                    logits[logits < v[:, [-1]]] = -float("inf")
-                nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+                if greedy:
+                    nxt = logits.argmax(dim=-1, keepdim=True)
+                else:
+                    logits = logits / temperature
+                    if top_k is not None:
+                        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                        logits[logits < v[:, [-1]]] = -float("inf")
+                    nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
             idx = torch.cat((idx, nxt), dim=1)
             if stop_id is not None:
                 done |= nxt[:, 0] == stop_id

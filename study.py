@@ -19,17 +19,14 @@ Arms (what a cell trains):
 The commands of the committed result files are in results/README.md.
 """
 import dataclasses
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from common import ConfigError, commit, parse_config, run_cli, seed_stats, write_results
+from common import ConfigError, commit, map_jobs, parse_config, run_cli, seed_stats, write_results
 from eval import accuracy, compute_ratio
 from tasks import SPACE, TASKS, make_examples
 from train import Config, load_checkpoint, train
@@ -121,17 +118,7 @@ def study(scfg):
     cells = list(cells_of(scfg))
     jobs = [(scfg, *cell, seed) for cell in cells for seed in seeds]
     workers = scfg.workers or min(os.cpu_count() or 1, len(jobs))
-    if workers > 1:  # as in eval.py: tiny models run as fast on one thread, so one process per core
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            done = list(pool.map(run_one, *zip(*jobs)))
-    else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the same bits as in a worker
-        try:
-            done = [run_one(*job) for job in jobs]
-        finally:
-            torch.set_num_threads(threads)
+    done = map_jobs(run_one, jobs, workers, 1)  # one thread per job, as in eval.py
     for i, (task, n_layer, width, arm, m) in enumerate(cells):
         runs = done[i * len(seeds):(i + 1) * len(seeds)]
         for m_inf in runs[0][0]:
@@ -171,7 +158,8 @@ def plot(rows, path, by_m_inf):
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    if by_m_inf or len({r["M"] for r in rows}) >= 3:
+    curves = by_m_inf or len({r["M"] for r in rows}) >= 3
+    if curves:
         lines = {}
         for r in rows:
             lines.setdefault((r["task"], r["n_layer"], r["n_embd"], r["arm"]), []).append(
@@ -191,7 +179,7 @@ def plot(rows, path, by_m_inf):
         ax.axvline(100 * rows[0]["majority"], color="gray", linestyle=":", label="majority answer")
         ax.legend(fontsize=7)
     ax.set_xlabel(ax.get_xlabel() or "exact match (%)")
-    if by_m_inf or len({r["M"] for r in rows}) >= 3:
+    if curves:
         ax.set_ylabel("exact match (%)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
