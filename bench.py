@@ -252,19 +252,29 @@ def bench(cfg):
                       cfg.repeats if use_cache else 1)
             out[f"decode_tok_s_{'cache' if use_cache else 'recompute'}"] = cfg.decode_len / s
         out["cache_speedup"] = out["decode_tok_s_cache"] / out["decode_tok_s_recompute"]
-        head = model.head_for_decoding()
-        if head is not None and head.wt16 is not None:  # paired rounds: the argmax head in bf16 vs fp32
-            pair = {"bf16": [], "fp32": []}
-            wt16 = head.wt16
+        dec = model.decoder()
+        if dec is not None:  # paired rounds: the Decoder with its int8 argmax, with an fp32 one, and no Decoder
+            pair = {"int8": [], "fp32": [], "modules": []}
+            q8 = dec.q8
             for _ in range(cfg.repeats):
                 for key in pair:
-                    head.wt16 = wt16 if key == "bf16" else None
+                    dec.q8 = q8 if key == "int8" else None
+                    if key == "modules":
+                        model.decoder = lambda: None  # this instance only: generate runs the modules
                     pair[key].append(cfg.decode_len / timed(lambda: model.generate(prompt, cfg.decode_len), device, 1))
-            head.wt16 = wt16
-            out["decode_tok_s_bf16_head"] = statistics.median(pair["bf16"])
-            out["decode_tok_s_fp32_head"] = statistics.median(pair["fp32"])
-            print(f"decode with the bf16 argmax head {out['decode_tok_s_bf16_head']:,.0f} tokens/s, with the fp32 head "
-                  f"{out['decode_tok_s_fp32_head']:,.0f} (paired rounds; the same tokens)", flush=True)
+                    model.__dict__.pop("decoder", None)
+            dec.q8 = q8
+            tokens = model.generate(prompt, cfg.decode_len)
+            model.decoder = lambda: None
+            out["decode_same_tokens"] = bool(torch.equal(tokens, model.generate(prompt, cfg.decode_len)))
+            model.__dict__.pop("decoder", None)
+            for key, runs in pair.items():
+                out[f"decode_tok_s_{key}"] = statistics.median(runs)
+            print(f"decode (paired rounds; same tokens with and without the Decoder: {out['decode_same_tokens']}): "
+                  f"{out['decode_tok_s_int8']:,.0f} tokens/s with the "
+                  f"Decoder{'' if q8 is not None else ' (int8 head not used here: not faster)'}, "
+                  f"{out['decode_tok_s_fp32']:,.0f} with its argmax in fp32, "
+                  f"{out['decode_tok_s_modules']:,.0f} through the modules", flush=True)
         print(f"decode {cfg.decode_len} tokens after {cfg.prompt_len}: {out['decode_tok_s_cache']:,.1f} "
               f"tokens/s with KV cache, {out['decode_tok_s_recompute']:,.1f} recomputing "
               f"({out['cache_speedup']:.1f}x)", flush=True)
@@ -276,20 +286,20 @@ def bench(cfg):
         print(f"memory-bound ceiling: {out['decode_bytes'] / 1e6:.1f} MB read per token at "
               f"{out['read_gb_s']:.1f} GB/s = {out['decode_ceiling_tok_s']:,.0f} tokens/s; the KV-cache decode runs at "
               f"{100 * out['decode_fraction_of_ceiling']:.0f}% of it", flush=True)
-        if head is not None:  # where a step's time goes: the blocks (one thread, as generate runs them), the head
-            out.update(decode_step_parts(model, prompt, head))
+        if dec is not None:  # where a step's time goes: the blocks (one thread, as generate runs them), the head
+            head_bytes = 4 * dec.w.numel()
+            read_bytes = head_bytes if dec.q8 is None else dec.q8.numel() + 2 * dec.scale.numel()
+            out.update(decode_step_parts(model, prompt, dec))
             print(f"one decode step: the blocks {out['decode_ms_blocks']:.2f} ms (one thread), the head's argmax "
                   f"{out['decode_ms_head']:.2f} ms; reading their bytes at the measured bandwidth would take "
-                  f"{1e3 * (out['decode_bytes'] - 4 * model.config.vocab_size * model.config.n_embd) / (out['read_gb_s'] * 1e9):.2f} ms and "
-                  f"{1e3 * (4 if head.wt16 is None else 2) * model.config.vocab_size * model.config.n_embd / (out['read_gb_s'] * 1e9):.2f} ms",
-                  flush=True)
-        if head is not None and head.wt16 is not None:
-            # the same ceiling for the bytes this layout reads: the argmax reads the head in bf16 (half)
-            out["decode_bytes_layout"] = out["decode_bytes"] - 2 * model.config.vocab_size * model.config.n_embd
-            out["decode_fraction_of_layout_ceiling"] = (out["decode_tok_s_cache"] * out["decode_bytes_layout"]
-                                                        / (out["read_gb_s"] * 1e9))
-            print(f"with the bf16 argmax head a step reads {out['decode_bytes_layout'] / 1e6:.1f} MB: the decode runs "
-                  f"at {100 * out['decode_fraction_of_layout_ceiling']:.0f}% of that ceiling", flush=True)
+                  f"{1e3 * (out['decode_bytes'] - head_bytes) / (out['read_gb_s'] * 1e9):.2f} ms and "
+                  f"{1e3 * read_bytes / (out['read_gb_s'] * 1e9):.2f} ms", flush=True)
+            if dec.q8 is not None:  # the same ceiling for the bytes this layout reads: the argmax reads int8
+                out["decode_bytes_layout"] = out["decode_bytes"] - head_bytes + read_bytes
+                out["decode_fraction_of_layout_ceiling"] = (out["decode_tok_s_cache"] * out["decode_bytes_layout"]
+                                                            / (out["read_gb_s"] * 1e9))
+                print(f"with the int8 argmax head a step reads {out['decode_bytes_layout'] / 1e6:.1f} MB: the decode "
+                      f"runs at {100 * out['decode_fraction_of_layout_ceiling']:.0f}% of that ceiling", flush=True)
     out.update(eval_throughput(cfg, device))
 
     rng = np.random.default_rng(0)
@@ -319,22 +329,25 @@ def decode_bytes(model, pos):
     return size * (blocks + head + rows + cache)
 
 
-def decode_step_parts(model, prompt, head, steps=60):
-    """Median ms of the two parts of a greedy CPU decode step, in alternation: the blocks for one new
-    token (model.hidden, on one thread) and the head's argmax (DecodingHead.argmax, all threads)."""
+def decode_step_parts(model, prompt, dec, steps=60):
+    """Median ms of the two parts of a greedy CPU decode step, in alternation, as generate runs them:
+    the blocks for one new token (Decoder.hidden, on one thread) and the head's argmax (Decoder.argmax,
+    its big read on all threads)."""
     cache = KVCache(model, prompt.size(0))
     model(prompt, cache=cache)
     nxt, blocks, heads = prompt[:, -1:], [], []
     default = torch.get_num_threads()
-    for _ in range(min(steps, model.config.block_size - prompt.size(1))):
-        torch.set_num_threads(1)
-        t = time.perf_counter()
-        h = model.hidden(nxt, cache)[:, -1]
-        blocks.append(time.perf_counter() - t)
+    torch.set_num_threads(1)
+    try:
+        for _ in range(min(steps, model.config.block_size - prompt.size(1))):
+            t = time.perf_counter()
+            h = dec.hidden(nxt, cache)
+            blocks.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            nxt = dec.argmax(h, threads=default)
+            heads.append(time.perf_counter() - t)
+    finally:
         torch.set_num_threads(default)
-        t = time.perf_counter()
-        nxt = head.argmax(h)
-        heads.append(time.perf_counter() - t)
     return {"decode_ms_blocks": 1e3 * statistics.median(blocks), "decode_ms_head": 1e3 * statistics.median(heads)}
 
 

@@ -139,8 +139,8 @@ class GPT(nn.Module):
         x = self.hidden(idx, cache)
         if targets is None:
             last = x[:, [-1], :]  # generation needs only the last position
-            if cache is not None and cache.head is not None:
-                return last @ cache.head.wt, None  # same product as lm_head, faster layout (DecodingHead)
+            if cache is not None and cache.decoder is not None:
+                return last @ cache.decoder.wt, None  # same product as lm_head, faster layout (Decoder)
             return self.lm_head(last), None
         keep = targets != -1
         logits = self.lm_head(x[keep])  # (N, V)
@@ -209,16 +209,16 @@ class GPT(nn.Module):
                     ours[name].copy_(value)
         return model
 
-    def head_for_decoding(self):
-        """The output head as CPU decoding reads it (a DecodingHead), remade only when the weights change
-        (a new storage or an in-place update); None elsewhere (GPUs don't need it)."""
+    def decoder(self):
+        """The weights as CPU decoding reads them (a Decoder), remade only when a weight changes (a new
+        storage or an in-place update); None on a GPU (it doesn't need one)."""
         w = self.lm_head.weight
         if w.device.type != "cpu":
             return None
-        key = (w.data_ptr(), w._version)
-        if getattr(self, "_head_key", None) != key:
-            self._head, self._head_key = DecodingHead(w.detach()), key
-        return self._head
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if getattr(self, "_decoder_key", None) != key:
+            self._decoder, self._decoder_key = Decoder(self), key
+        return self._decoder
 
     def flops_per_token(self, T):
         """Training FLOPs per token at sequence length T (6 per parameter, plus attention)."""
@@ -248,46 +248,53 @@ class GPT(nn.Module):
                 raise ValueError(f"prompt ({idx.size(1)}) + {max_new_tokens} new tokens do not fit "
                                  f"block_size {self.config.block_size}; use_cache=False crops instead")
             cache = KVCache(self, idx.size(0))
+        # greedy CPU decoding goes through the Decoder (the next token straight from the hidden state); a
+        # step of a few rows runs on one thread (waking a second costs more than it saves), all but the
+        # head's one big read
+        decoder = cache.decoder if use_cache and greedy else None
+        if decoder is not None:
+            h = self.hidden(idx, cache)[:, -1]  # the prefill, on every thread
+        elif use_cache:
             logits, _ = self(idx, cache=cache)
-        # greedy CPU decoding: the head's argmax without all of its fp32 logits (DecodingHead.argmax), and
-        # the small ops of a few-row step on one thread (waking a second thread costs more than it saves)
-        fast = use_cache and greedy and cache.head is not None
-        threads = 1 if fast and idx.size(0) <= 8 else torch.get_num_threads()
-        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        h = None
-        for step in range(max_new_tokens):
-            if not use_cache:
-                logits, _ = self(idx[:, -self.config.block_size:])
-            if h is not None:  # the fast greedy path: the next token straight from the hidden state
-                nxt = cache.head.argmax(h, ban_ids)
-            else:
-                logits = logits[:, -1, :].float()
-                if ban_ids:
-                    logits[:, list(ban_ids)] = -float("inf")
-                if greedy:
-                    nxt = logits.argmax(dim=-1, keepdim=True)
+        threads = torch.get_num_threads()
+        if decoder is not None and idx.size(0) <= 8:
+            torch.set_num_threads(1)
+        try:
+            done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+            for step in range(max_new_tokens):
+                if decoder is not None:
+                    nxt = decoder.argmax(h, ban_ids, threads)
                 else:
-                    logits = logits / temperature
-                    if top_k is not None:
-                        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                        logits[logits < v[:, [-1]]] = -float("inf")
-                    nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
-            idx = torch.cat((idx, nxt), dim=1)
-            if stop_id is not None:
-                done |= nxt[:, 0] == stop_id
-                if done.all():
-                    break
-            if use_cache and step < max_new_tokens - 1:
-                if fast:
-                    default = torch.get_num_threads()
-                    torch.set_num_threads(threads)
-                    try:
-                        h = self.hidden(nxt, cache)[:, -1]  # (B, C)
-                    finally:
-                        torch.set_num_threads(default)
-                else:
-                    logits, _ = self(nxt, cache=cache)
+                    if not use_cache:
+                        logits, _ = self(idx[:, -self.config.block_size:])
+                    nxt = self._pick(logits[:, -1, :].float(), greedy, temperature, top_k, ban_ids, generator)
+                idx = torch.cat((idx, nxt), dim=1)
+                if stop_id is not None:
+                    done |= nxt[:, 0] == stop_id
+                    if done.all():
+                        break
+                if use_cache and step < max_new_tokens - 1:
+                    if decoder is not None:
+                        h = decoder.hidden(nxt, cache)
+                    else:
+                        logits, _ = self(nxt, cache=cache)
+        finally:
+            torch.set_num_threads(threads)
         return idx
+
+    @staticmethod
+    def _pick(logits, greedy, temperature, top_k, ban_ids, generator):
+        """(B, 1) next ids from (B, V) fp32 logits: the argmax, or a sample of softmax(logits / temperature)
+        among the top_k; never one of ban_ids."""
+        if ban_ids:
+            logits[:, list(ban_ids)] = -float("inf")
+        if greedy:
+            return logits.argmax(dim=-1, keepdim=True)
+        logits = logits / temperature
+        if top_k is not None:
+            v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+            logits[logits < v[:, [-1]]] = -float("inf")
+        return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
 
 
 class KVCache:
@@ -299,7 +306,7 @@ class KVCache:
         self.shape = (c.n_layer, batch_size, c.n_head, c.block_size, c.n_embd // c.n_head)
         self.k = self.v = None  # allocated at the first update, in the dtype attention runs in
         self.pos = 0
-        self.head = model.head_for_decoding()
+        self.decoder = model.decoder()
 
     def update(self, layer, k, v):
         """Store the new (B, nh, T, hs) keys/values at pos..pos+T; return all keys/values up to there."""
@@ -314,56 +321,99 @@ class KVCache:
         # END SOLUTION
 
 
-class DecodingHead:
-    """The output head as one CPU decode step reads it. A step is memory-bound on the head (all V x C
-    weights are read for every token), so:
-    - logits use a transposed contiguous copy: torch's 1-row x @ W.T (F.linear) ran 2.1x slower than
-      x @ (W.T made contiguous) on our test machine (3.3 vs 1.6 ms at V=50304, C=256);
-    - argmax (greedy decoding) reads a bfloat16 copy, half the bytes, and then rescores in float32 every
-      token whose bf16 logit is within twice the rounding bound of the best: bf16 rounds each weight and
-      each hidden value to within 2^-8 of itself, so a logit moves by at most 3 * 2^-8 * |h| * max_j |w_j|
-      (Cauchy-Schwarz), the true best token is always among those rescored, and the result is the fp32
-      head's argmax (ties to the lower id, as torch.argmax). Used where the bf16 product is faster
-      (timed once per head: without AVX-512 BF16 it may not be) and the head is large."""
+class Decoder:
+    """One greedy decode step on CPU, as the weights are best read for it. A step multiplies one row per
+    sequence by every weight, so it is bound by the bytes it reads and by the number of calls it makes:
+    - hidden() runs the blocks as one plain function over copies of the weights laid out (in, out): the
+      one-row product x @ W reads that layout about twice as fast as F.linear reads (out, in) on our
+      test machine (1.6 vs 3.4 ms for the 50304 x 256 head), and it makes fewer calls than the modules;
+    - logits use the head in the same transposed layout (wt);
+    - argmax() reads an int8 copy of the head, a quarter of its bytes (one bf16 scale per row, torch's
+      weight-only int8 matmul), then rescores in float32 every token whose approximate logit is within
+      twice the error bound of the best. The bound, per unit |h|: the exact norm of the weights'
+      rounding residual (Cauchy-Schwarz), plus 2^-6 x the largest row norm, which covers rounding h to
+      bf16 and the result to bf16 (2^-9 relative each) with four times to spare for accumulation. So
+      the true best token is always among those rescored, and the result is the fp32 head's argmax
+      (ties to the lower id, as torch.argmax). Used where the int8 product is faster (timed once per
+      head); int8=True/False forces the choice (tests).
+    The copies and the int8 head are made for a large head (2^20 weights and up: a full-vocab model); a
+    small model decodes through its modules and the transposed head, which are as fast there."""
 
-    def __init__(self, w):
-        self.wt = w.t().contiguous()  # (C, V)
-        self.wt16, self.bound = None, 0.0
-        if w.numel() >= 2**20:
-            wt16 = self.wt.to(torch.bfloat16)
+    def __init__(self, model, int8=None):
+        self.model, self.config = model, model.config
+        w = model.lm_head.weight.detach()
+        self.w, self.wt = w, w.t().contiguous()  # w (V, C): rows for the rescoring; wt (C, V): logits
+        self.layers, self.q8 = None, None
+        large = w.numel() >= 2**20
+        if large:
+            t = lambda lin: (lin.weight.detach().t().contiguous(), lin.bias)  # (in, out) and the bias
+            self.layers = [(t(b.attn.c_attn), t(b.attn.c_proj), t(b.mlp.c_fc), t(b.mlp.c_proj))
+                           for b in model.transformer.h]
+        if int8 is False or not hasattr(torch, "_weight_int8pack_mm") or int8 is None and not large:
+            return
+        scale = (w.abs().amax(dim=1) / 127).to(torch.bfloat16)  # the kernel takes bf16 scales
+        scale[scale == 0] = 1
+        q = (w / scale.float()[:, None]).round().clamp(-127, 127)
+        self.q8, self.scale = q.to(torch.int8), scale
+        deq = q * scale.float()[:, None]  # exactly the weights the kernel multiplies by
+        self.bound = float((w - deq).norm(dim=1).max()) + 2**-6 * float(deq.norm(dim=1).max())
+        if int8 is None:  # keep it only where it is faster on this machine
             h = torch.randn(1, w.size(1))
             t32 = min(_seconds(lambda: h @ self.wt) for _ in range(6))  # the first calls warm up
-            t16 = min(_seconds(lambda: (h.to(torch.bfloat16) @ wt16).float()) for _ in range(6))
-            if t16 < 0.8 * t32:
-                self.wt16, self.bound = wt16, 3 * 2**-8 * float(w.norm(dim=1).max())
+            t8 = min(_seconds(lambda: self._approx(h)) for _ in range(6))
+            if t8 >= 0.8 * t32:
+                self.q8 = None
 
-    def argmax(self, h, ban_ids=()):
-        """(B, 1) ids of the largest fp32 logit of each row of h (B, C), never one of ban_ids."""
+    def hidden(self, idx, cache):
+        """model.hidden(idx, cache)[:, -1] for one new token per row (idx (B, 1))."""
+        if self.layers is None or self.model.training:  # a small model, or dropout: the modules
+            return self.model.hidden(idx, cache)[:, -1]
+        c, tr = self.config, self.model.transformer
+        B, C, pos = idx.size(0), c.n_embd, cache.pos
+        x = tr.wte.weight[idx[:, 0]] + tr.wpe.weight[pos]  # (B, C)
+        for i, (block, (attn, proj, fc, out)) in enumerate(zip(tr.h, self.layers)):
+            qkv = _linear(_norm(x, block.ln_1), *attn)  # (B, 3C)
+            q, k, v = qkv.view(B, 3, c.n_head, 1, C // c.n_head).unbind(1)  # each (B, nh, 1, hs)
+            k, v = cache.update(i, k, v)
+            y = F.scaled_dot_product_attention(q, k, v)  # one new query may attend to every cached key
+            x = x + _linear(y.view(B, C), *proj)
+            x = x + _linear(F.gelu(_linear(_norm(x, block.ln_2), *fc), approximate=c.gelu_approx), *out)
+        cache.pos += 1
+        return _norm(x, tr.ln_f)
+
+    def _approx(self, h):
+        """(B, V) logits of the int8 head, within bound * |h| of the fp32 ones."""
+        return torch._weight_int8pack_mm(h.to(torch.bfloat16), self.q8, self.scale)
+
+    def argmax(self, h, ban_ids=(), threads=None):
+        """(B, 1) ids of the largest fp32 logit of each row of h (B, C), never one of ban_ids. threads:
+        how many threads the one big read runs on (default: as many as now)."""
         ban = list(ban_ids)
-        if self.wt16 is None:
-            logits = h @ self.wt
-            logits[:, ban] = -float("inf")
-            return logits.argmax(dim=-1, keepdim=True)
-        approx = h.to(torch.bfloat16) @ self.wt16  # (B, V): the one big read, on every thread
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the rest is small: a second thread's wake-up would cost more
+        now = torch.get_num_threads()
+        torch.set_num_threads(threads or now)
         try:
-            approx = approx.float()
-            approx[:, ban] = -float("inf")
-            slack = 2 * self.bound * h.norm(dim=1, keepdim=True) + 1e-6  # (B, 1): accumulation rounding too
-            vals, ids = approx.topk(min(16, approx.size(1)), dim=1)  # the candidates are almost always here
-            near = vals >= vals[:, :1] - slack
-            if near[:, -1].any():  # a row with more than 16 candidates: take them all
-                rows, cols = (approx >= vals[:, :1] - slack).nonzero(as_tuple=True)
-            else:
-                rows, cols = near.nonzero(as_tuple=True)[0], ids[near]
-            exact = (h[rows] * self.wt[:, cols].t()).sum(dim=1)  # fp32 logits of the candidates only
-            best = torch.full((h.size(0),), -float("inf")).scatter_reduce(0, rows, exact, "amax")
-            win = exact == best[rows]
-            first = torch.full((h.size(0),), self.wt.size(1)).scatter_reduce(0, rows[win], cols[win], "amin")
+            approx = (h @ self.wt) if self.q8 is None else self._approx(h).float()  # (B, V)
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(now)
+        approx[:, ban] = -float("inf")
+        if self.q8 is None:
+            return approx.argmax(dim=-1, keepdim=True)
+        slack = 2 * self.bound * h.norm(dim=1, keepdim=True)  # (B, 1)
+        rows, cols = (approx >= approx.max(dim=1, keepdim=True).values - slack).nonzero(as_tuple=True)
+        exact = (h[rows] * self.w[cols]).sum(dim=1)  # fp32 logits of the candidates only
+        best = torch.full((h.size(0),), -float("inf")).scatter_reduce(0, rows, exact, "amax")
+        win = exact == best[rows]
+        first = torch.full((h.size(0),), self.w.size(0)).scatter_reduce(0, rows[win], cols[win], "amin")
         return first[:, None]
+
+
+def _linear(x, w, b):
+    """x @ w (+ b), w laid out (in, out)."""
+    return x @ w if b is None else torch.addmm(b, x, w)
+
+
+def _norm(x, ln):
+    return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
 
 
 def _seconds(fn):

@@ -101,37 +101,80 @@ def test_kv_cache_greedy_equals_recompute_trained_checkpoint(tmp_path):
 
 
 @pytest.mark.a5
-def test_decoding_head_copy_follows_weight_updates():
-    model = tiny(6)
-    idx = torch.randint(0, V, (2, 5))
-    before = model.generate(idx, 6)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(-1)  # in place, as an optimizer step would
-    after = model.generate(idx, 6)
-    assert torch.equal(after, model.generate(idx, 6, use_cache=False))
-    assert not torch.equal(before, after)
+@pytest.mark.parametrize("vocab", [V, 50304])
+def test_decoder_copies_follow_weight_updates(vocab):
+    """The Decoder keeps its own copies of the weights (the transposed head; for a full vocab the
+    blocks' and the int8 head too): an in-place update of the head or of a block, as an optimizer step
+    makes, must reach the next generate."""
+    from model import GPT, GPTConfig
+    torch.manual_seed(6)
+    model = tiny(6) if vocab == V else GPT(GPTConfig(block_size=32, vocab_size=vocab, n_layer=2, n_head=2, n_embd=32)).eval()
+    idx = torch.randint(0, min(vocab, 50257), (2, 5))
+    weights = [model.lm_head.weight] + ([model.transformer.h[1].mlp.c_fc.weight] if vocab > V else [])
+    for weight in weights:
+        before = model.generate(idx, 6)
+        with torch.no_grad():
+            weight.mul_(-1)  # in place, as an optimizer step would
+        after = model.generate(idx, 6)
+        assert torch.equal(after, model.generate(idx, 6, use_cache=False))
+        assert not torch.equal(before, after)
 
 
-def test_bf16_argmax_head_gives_the_fp32_argmax_even_in_near_ties():
-    """DecodingHead.argmax reads a bf16 copy of the head and rescores the candidates in fp32: on random
-    heads, and on heads built with near-ties far below bf16's resolution, it must pick what the fp32
-    head's argmax picks (the bf16 path is forced here, whether or not this CPU makes it faster)."""
-    from model import DecodingHead
+def test_int8_argmax_head_gives_the_fp32_argmax_even_in_near_ties():
+    """Decoder.argmax reads an int8 copy of the head and rescores the candidates in fp32: on random
+    heads, and on heads built with near-ties far below int8's resolution, it must pick what the fp32
+    head's argmax picks (the int8 path is forced here, whether or not this CPU makes it faster)."""
+    from model import GPT, GPTConfig, Decoder
     g = torch.Generator().manual_seed(0)
     V, C = 4096, 64
-    w = torch.randn(V, C, generator=g) * 0.05
-    w[7] = w[3] + 1e-6 * torch.randn(C, generator=g)  # rows 3 and 7 tie to ~1e-6: bf16 cannot tell them apart
-    head = DecodingHead(w)
-    head.wt16, head.bound = head.wt.to(torch.bfloat16), 3 * 2**-8 * float(w.norm(dim=1).max())
+    model = GPT(GPTConfig(block_size=8, vocab_size=V, n_layer=1, n_head=1, n_embd=C))
+    w = model.lm_head.weight.detach()
+    w.copy_(torch.randn(V, C, generator=g) * 0.05)
+    w[7] = w[3] + 1e-6 * torch.randn(C, generator=g)  # rows 3 and 7 tie to ~1e-6: int8 cannot tell them apart
+    w[11] = 0  # a zero row: its scale must not divide by zero
+    w[20, 0] = 10.0  # an outlier: the row's other weights mostly round to 0, its residual is large
+    head = Decoder(model, int8=True)
     h = torch.randn(500, C, generator=g)
     h[:250] = w[3] * 40 + 0.01 * torch.randn(250, C, generator=g)  # rows that want token 3 or 7
+    residual = w[20] - head.q8[20].float() * head.scale[20].float()
+    h[250:260] = residual / residual.norm() * torch.arange(1, 11)[:, None]  # the worst case for row 20
     exact = h @ head.wt
+    approx = head._approx(h).float()  # the bound the candidates rest on holds
+    assert ((approx - exact).abs() <= head.bound * h.norm(dim=1, keepdim=True)).all()
     assert torch.equal(head.argmax(h).ravel(), exact.argmax(dim=1))
     banned = exact.argmax(dim=1)[:1].tolist()
     exact[:, banned] = -float("inf")
     assert torch.equal(head.argmax(h, banned).ravel(), exact.argmax(dim=1))
-    head.wt16 = None  # the plain fp32 path
-    assert torch.equal(head.argmax(h).ravel(), (h @ head.wt).argmax(dim=1))
+    plain = Decoder(model, int8=False)  # the plain fp32 path
+    assert plain.q8 is None and torch.equal(plain.argmax(h).ravel(), (h @ head.wt).argmax(dim=1))
+
+
+@pytest.mark.parametrize("gelu", ["none", "tanh"])
+def test_decoder_step_equals_the_modules(gelu):
+    """Decoder.hidden (the blocks as one plain function over transposed weight copies) must compute
+    what the modules compute, step after step: every weight, bias and LayerNorm gain made non-trivial."""
+    from model import GPT, GPTConfig, KVCache
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=32, vocab_size=50304, n_layer=2, n_head=2, n_embd=32, gelu_approx=gelu,
+                          dropout=0.5)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    idx = torch.randint(0, 50257, (3, 6))
+    ours, theirs = KVCache(model, 3), KVCache(model, 3)
+    with torch.no_grad():
+        model.hidden(idx, ours), model.hidden(idx, theirs)
+        for step in range(4):
+            nxt = torch.randint(0, 50257, (3, 1))
+            a, b = ours.decoder.hidden(nxt, ours), model.hidden(nxt, theirs)[:, -1]
+            assert ours.pos == theirs.pos == 7 + step
+            assert torch.allclose(a, b, atol=1e-5), (step, float((a - b).abs().max()))
+        model.train()  # dropout: the Decoder must hand the step to the modules
+        nxt = torch.randint(0, 50257, (3, 1))
+        torch.manual_seed(1)
+        a = ours.decoder.hidden(nxt, ours)
+        torch.manual_seed(1)
+        assert torch.allclose(a, model.hidden(nxt, theirs)[:, -1], atol=1e-5)
 
 
 def test_full_vocab_greedy_decoding_equals_recompute():
