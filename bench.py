@@ -290,6 +290,15 @@ def bench(cfg):
             head_bytes = 4 * dec.w.numel()
             read_bytes = head_bytes if dec.q8 is None else dec.q8.numel() + 2 * dec.scale.numel()
             out.update(decode_step_parts(model, prompt, dec))
+            # why the Decoder keeps weights transposed: one row times the head, in each layout (paired)
+            x, layouts = torch.randn(1, model.config.n_embd), {"linear": [], "transposed": []}
+            for _ in range(4 * cfg.repeats):
+                layouts["linear"].append(timed(lambda: torch.nn.functional.linear(x, model.lm_head.weight), device, 1))
+                layouts["transposed"].append(timed(lambda: x @ dec.wt, device, 1))
+            for key, times in layouts.items():
+                out[f"head_ms_{key}"] = 1e3 * statistics.median(times)
+            print(f"one row times the fp32 head: {out['head_ms_linear']:.2f} ms as F.linear reads it (V, C), "
+                  f"{out['head_ms_transposed']:.2f} ms as x @ W laid out (C, V)", flush=True)
             print(f"one decode step: the blocks {out['decode_ms_blocks']:.2f} ms (one thread), the head's argmax "
                   f"{out['decode_ms_head']:.2f} ms; reading their bytes at the measured bandwidth would take "
                   f"{1e3 * (out['decode_bytes'] - head_bytes) / (out['read_gb_s'] * 1e9):.2f} ms and "

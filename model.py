@@ -326,7 +326,8 @@ class Decoder:
     sequence by every weight, so it is bound by the bytes it reads and by the number of calls it makes:
     - hidden() runs the blocks as one plain function over copies of the weights laid out (in, out): the
       one-row product x @ W reads that layout about twice as fast as F.linear reads (out, in) on our
-      test machine (1.6 vs 3.4 ms for the 50304 x 256 head), and it makes fewer calls than the modules;
+      test machine (bench.py: head_ms_transposed vs head_ms_linear), and it makes fewer calls than the
+      modules;
     - logits use the head in the same transposed layout (wt);
     - argmax() reads an int8 copy of the head, a quarter of its bytes (one bf16 scale per row, torch's
       weight-only int8 matmul), then rescores in float32 every token whose approximate logit is within
