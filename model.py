@@ -14,6 +14,9 @@ How it differs from GPT-2:
 - Optional biases (bias=False drops them from Linear and LayerNorm); GPT-2 has them (bias=True).
 - GELU is exact by default; GPT-2's tanh approximation is used for GPT-2's own weights (from_pretrained).
 - generate() never emits the ids it is told to ban (pause.answer bans the pause id).
+- Greedy decoding on a CPU goes through a Decoder: the weights copied in the layout a one-row step
+  reads fastest (equal to the modules up to float rounding), and the head's argmax from an int8 copy,
+  rescored in fp32 so that it is exactly the fp32 head's argmax.
 
 Smallest use:
   python -c "from model import *; m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=64)); print(m)"
