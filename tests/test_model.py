@@ -147,6 +147,8 @@ def test_int8_argmax_head_gives_the_fp32_argmax_even_in_near_ties():
     assert torch.equal(head.argmax(h, banned).ravel(), exact.argmax(dim=1))
     plain = Decoder(model, int8=False)  # the plain fp32 path
     assert plain.q8 is None and torch.equal(plain.argmax(h).ravel(), (h @ head.wt).argmax(dim=1))
+    odd = GPT(GPTConfig(block_size=8, vocab_size=V, n_layer=1, n_head=1, n_embd=24))
+    assert Decoder(odd, int8=True).q8 is None  # torch's int8 kernel is wrong unless C is a multiple of 16
 
 
 @pytest.mark.parametrize("gelu", ["none", "tanh"])
