@@ -403,14 +403,17 @@ class Decoder:
         now = torch.get_num_threads()
         torch.set_num_threads(threads or now)
         try:
-            approx = (h @ self.wt) if self.q8 is None else self._approx(h).float()  # (B, V)
+            approx = (h @ self.wt) if self.q8 is None else self._approx(h)  # (B, V): fp32, or int8's bf16
         finally:
             torch.set_num_threads(now)
         approx[:, ban] = -float("inf")
+        top, ids = approx.max(dim=1, keepdim=True)
         if self.q8 is None:
-            return approx.argmax(dim=-1, keepdim=True)
-        slack = 2 * self.bound * h.norm(dim=1, keepdim=True)  # (B, 1)
-        rows, cols = (approx >= approx.max(dim=1, keepdim=True).values - slack).nonzero(as_tuple=True)
+            return ids
+        near = approx >= top.float() - 2 * self.bound * h.norm(dim=1, keepdim=True)  # the candidates
+        if int(near.sum()) == h.size(0):  # one per row (the usual case): each row's is its fp32 argmax
+            return ids
+        rows, cols = near.nonzero(as_tuple=True)
         exact = (h[rows] * self.w[cols]).sum(dim=1)  # fp32 logits of the candidates only
         best = torch.full((h.size(0),), -float("inf")).scatter_reduce(0, rows, exact, "amax")
         win = exact == best[rows]
