@@ -251,12 +251,19 @@ def bench(cfg):
         # rounds that measure the machine's read bandwidth right beside each decode: on a shared machine
         # it moves between runs (44 to 88 GB/s seen on ours), so each round is its own fraction
         out["decode_bytes"] = decode_bytes(model, cfg.prompt_len + cfg.decode_len // 2)
-        rounds = []
+        rounds, one_thread = [], []
         for _ in range(cfg.repeats):
             gb_s = read_bandwidth(device, repeats=2)
             tok_s = cfg.decode_len / timed(lambda: model.generate(prompt, cfg.decode_len), device, 1)
             rounds.append((gb_s, tok_s, tok_s * out["decode_bytes"] / (gb_s * 1e9)))
+            if not cuda:  # what one core reads: most of a one-row step cannot use a second one
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                one_thread.append(read_bandwidth(device, repeats=2))
+                torch.set_num_threads(threads)
         out["decode_rounds"] = [{"read_gb_s": g, "tok_s": t, "fraction": f} for g, t, f in rounds]
+        if one_thread:
+            out["read_gb_s_one_thread"] = statistics.median(one_thread)
         out["read_gb_s"] = statistics.median(g for g, _, _ in rounds)
         out["decode_tok_s_cache"] = statistics.median(t for _, t, _ in rounds)
         out["decode_ceiling_tok_s"] = out["read_gb_s"] * 1e9 / out["decode_bytes"]
@@ -295,7 +302,8 @@ def bench(cfg):
         print(f"memory-bound ceiling: {out['decode_bytes'] / 1e6:.1f} MB read per token at "
               f"{out['read_gb_s']:.1f} GB/s (median of {cfg.repeats} rounds) = {out['decode_ceiling_tok_s']:,.0f} "
               f"tokens/s; the KV-cache decode runs at {100 * out['decode_fraction_of_ceiling']:.0f}% of it "
-              f"(rounds: {100 * lo:.0f}-{100 * hi:.0f}%)", flush=True)
+              f"(rounds: {100 * lo:.0f}-{100 * hi:.0f}%)"
+              + (f"; one thread reads at {out['read_gb_s_one_thread']:.1f} GB/s" if one_thread else ""), flush=True)
         if dec is not None:  # where a step's time goes: the blocks (one thread, as generate runs them), the head
             head_bytes = 4 * dec.w.numel()
             read_bytes = head_bytes if dec.q8 is None else dec.q8.numel() + 2 * dec.scale.numel()

@@ -406,7 +406,8 @@ class Decoder:
             approx = (h @ self.wt) if self.q8 is None else self._approx(h)  # (B, V): fp32, or int8's bf16
         finally:
             torch.set_num_threads(now)
-        approx[:, ban] = -float("inf")
+        if ban:
+            approx[:, ban] = -float("inf")
         top, ids = approx.max(dim=1, keepdim=True)
         if self.q8 is None:
             return ids
