@@ -25,14 +25,14 @@ import json
 import statistics
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from common import ConfigError, commit, machine, parse_config, pick_device, run_cli
-from model import GPT, GPTConfig, KVCache
+from model import GPT, GPTConfig, KVCache, num_threads
 from pause import insert_pauses
 
 
@@ -257,10 +257,8 @@ def bench(cfg):
             tok_s = cfg.decode_len / timed(lambda: model.generate(prompt, cfg.decode_len), device, 1)
             rounds.append((gb_s, tok_s, tok_s * out["decode_bytes"] / (gb_s * 1e9)))
             if not cuda:  # what one core reads: most of a one-row step cannot use a second one
-                threads = torch.get_num_threads()
-                torch.set_num_threads(1)
-                one_thread.append(read_bandwidth(device, repeats=2))
-                torch.set_num_threads(threads)
+                with num_threads(1):
+                    one_thread.append(read_bandwidth(device, repeats=2))
         out["decode_rounds"] = [{"read_gb_s": g, "tok_s": t, "fraction": f} for g, t, f in rounds]
         if one_thread:
             out["read_gb_s_one_thread"] = statistics.median(one_thread)
@@ -279,15 +277,12 @@ def bench(cfg):
             for _ in range(cfg.repeats):
                 for key in pair:
                     dec.q8 = q8 if key == "int8" else None
-                    if key == "modules":
-                        model.decoder = lambda: None  # this instance only: generate runs the modules
-                    pair[key].append(cfg.decode_len / timed(lambda: model.generate(prompt, cfg.decode_len), device, 1))
-                    model.__dict__.pop("decoder", None)
+                    with without_decoder(model) if key == "modules" else nullcontext():
+                        pair[key].append(cfg.decode_len / timed(lambda: model.generate(prompt, cfg.decode_len), device, 1))
             dec.q8 = q8
             tokens = model.generate(prompt, cfg.decode_len)
-            model.decoder = lambda: None
-            out["decode_same_tokens"] = bool(torch.equal(tokens, model.generate(prompt, cfg.decode_len)))
-            model.__dict__.pop("decoder", None)
+            with without_decoder(model):
+                out["decode_same_tokens"] = bool(torch.equal(tokens, model.generate(prompt, cfg.decode_len)))
             for key, runs in pair.items():
                 out[f"decode_tok_s_{key}"] = statistics.median(runs)
             print(f"decode (paired rounds; same tokens with and without the Decoder: {out['decode_same_tokens']}): "
@@ -356,6 +351,16 @@ def decode_bytes(model, pos):
     return size * (blocks + head + rows + cache)
 
 
+@contextmanager
+def without_decoder(model):
+    """generate through the modules: this instance's decoder() returns None inside the block."""
+    model.decoder = lambda: None
+    try:
+        yield
+    finally:
+        del model.decoder
+
+
 def decode_step_parts(model, prompt, dec, steps=60):
     """Median ms of the two parts of a greedy CPU decode step, in alternation, as generate runs them:
     the blocks for one new token (Decoder.hidden, on one thread) and the head's argmax (Decoder.argmax,
@@ -364,8 +369,7 @@ def decode_step_parts(model, prompt, dec, steps=60):
     model(prompt, cache=cache)
     nxt, blocks, heads = prompt[:, -1:], [], []
     default = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with num_threads(1):
         for _ in range(min(steps, model.config.block_size - prompt.size(1))):
             t = time.perf_counter()
             h = dec.hidden(nxt, cache)
@@ -373,8 +377,6 @@ def decode_step_parts(model, prompt, dec, steps=60):
             t = time.perf_counter()
             nxt = dec.argmax(h, threads=default)
             heads.append(time.perf_counter() - t)
-    finally:
-        torch.set_num_threads(default)
     return {"decode_ms_blocks": 1e3 * statistics.median(blocks), "decode_ms_head": 1e3 * statistics.median(heads)}
 
 

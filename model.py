@@ -23,6 +23,7 @@ Smallest use:
 """
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -260,9 +261,7 @@ class GPT(nn.Module):
         elif use_cache:
             logits, _ = self(idx, cache=cache)
         threads = torch.get_num_threads()
-        if decoder is not None and idx.size(0) <= 8:
-            torch.set_num_threads(1)
-        try:
+        with num_threads(1 if decoder is not None and idx.size(0) <= 8 else None):
             done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
             for step in range(max_new_tokens):
                 if decoder is not None:
@@ -281,8 +280,6 @@ class GPT(nn.Module):
                         h = decoder.hidden(nxt, cache)
                     else:
                         logits, _ = self(nxt, cache=cache)
-        finally:
-            torch.set_num_threads(threads)
         return idx
 
     @staticmethod
@@ -356,7 +353,8 @@ class Decoder:
                            for b in model.transformer.h]
         # torch 2.13's CPU kernel returns garbage or crashes unless C is a multiple of 16 (C = 8, 12, 20,
         # 24, 40, 56, 100 tried; every multiple of 16 tried was right), so only those
-        if int8 is False or not hasattr(torch, "_weight_int8pack_mm") or w.size(1) % 16 or int8 is None and not large:
+        usable = hasattr(torch, "_weight_int8pack_mm") and w.size(1) % 16 == 0
+        if not usable or int8 is False or (int8 is None and not large):
             return
         scale = (w.abs().amax(dim=1) / 127).to(torch.bfloat16)  # the kernel takes bf16 scales
         scale[scale == 0] = 1
@@ -400,12 +398,8 @@ class Decoder:
         """(B, 1) ids of the largest fp32 logit of each row of h (B, C), never one of ban_ids. threads:
         how many threads the one big read runs on (default: as many as now)."""
         ban = list(ban_ids)
-        now = torch.get_num_threads()
-        torch.set_num_threads(threads or now)
-        try:
+        with num_threads(threads):
             approx = (h @ self.wt) if self.q8 is None else self._approx(h)  # (B, V): fp32, or int8's bf16
-        finally:
-            torch.set_num_threads(now)
         if ban:
             approx[:, ban] = -float("inf")
         top, ids = approx.max(dim=1, keepdim=True)
@@ -429,6 +423,17 @@ def _linear(x, w, b):
 
 def _norm(x, ln):
     return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+
+
+@contextmanager
+def num_threads(n):
+    """Run the block on n torch threads (None: as many as now), then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _seconds(fn):
