@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -115,16 +116,24 @@ def _coerce(cls, key, value, raw=None):
 
 
 def pick_device(name):
-    if name != "auto":
-        return name
-    if torch.cuda.is_available():
-        return "cuda"
-    return "mps" if torch.backends.mps.is_available() else "cpu"
+    """"auto" is cuda, then mps, then cpu; any other name must be a device this machine has."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        kind = torch.device(name).type
+    except RuntimeError:
+        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N, mps or meta, got {name!r}") from None
+    if (kind == "cuda" and not torch.cuda.is_available()) or (kind == "mps" and not torch.backends.mps.is_available()):
+        raise ConfigError(f"device {name!r} is not available on this machine (try --device=cpu)")
+    return name
 
 
 def setup_distributed(cfg):
-    """(rank, world size, device). Under torchrun (RANK set): one process per GPU with nccl, or per CPU
-    process with gloo; otherwise a single process on cfg.device."""
+    """(rank, world size, device). Under torchrun (RANK set): one process per GPU with nccl when the run
+    uses CUDA, gloo when it uses the CPU (--device=cpu on a GPU machine too); otherwise a single process
+    on cfg.device."""
     if "RANK" not in os.environ:
         return 0, 1, pick_device(cfg.device)
     rank, local_rank, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"))
@@ -136,6 +145,42 @@ def setup_distributed(cfg):
     if cuda:
         torch.cuda.set_device(device)
     return rank, world, device
+
+
+def any_rank(flag, world):
+    """A per-process step number (-1: none) taken as the largest over every process, so that all of
+    them stop together when any one must (a process that stopped alone would leave the others waiting
+    in the next gradient all-reduce until its timeout)."""
+    if world > 1:
+        flag = flag.clone()
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return flag
+
+
+def precision(name, device_type):
+    """(autocast context, dtype, GradScaler) of a run. "auto": bfloat16 autocast on a GPU that has it,
+    float16 with a gradient scaler on one that does not (pre-Ampere), float32 on a CPU (the comparisons
+    here are bit-reproducible in float32). float16's narrow range underflows small gradients; the
+    scaler multiplies the loss before backward and divides the gradients before the step, skipping
+    steps whose gradients overflowed."""
+    if name == "auto":
+        name = "float32" if device_type != "cuda" else (
+            "bfloat16" if torch.cuda.is_bf16_supported() else "float16")
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(name)
+    if dtype is None:
+        raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {name!r}")
+    ctx = nullcontext() if dtype is torch.float32 else torch.autocast(device_type, dtype=dtype)
+    scaler = torch.amp.GradScaler(device_type, enabled=dtype is torch.float16)
+    return ctx, dtype, scaler
+
+
+def to_device(array, device):
+    """A numpy batch as a tensor on device. To a GPU the copy is made from pinned (page-locked) memory:
+    only then does non_blocking=True let it overlap with the GPU's work instead of waiting."""
+    t = torch.from_numpy(array)
+    if torch.device(device).type == "cuda":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
 
 def map_jobs(fn, jobs, workers, threads):
     """[fn(*job) for job in jobs], in `workers` spawned processes when workers > 1 (the tiny models here
@@ -172,13 +217,15 @@ def save_checkpoint(path, ckpt):
         os.close(fd)
 
 
-def read_checkpoint(path, device="cpu"):
+def read_checkpoint(path):
     """torch.load with weights_only=True: tensors and plain Python values only, so a checkpoint that
-    carries pickled code is refused instead of run."""
+    carries pickled code is refused instead of run. Always onto the CPU, whatever device the run uses:
+    a checkpoint also holds tables and values that are read on the host (the vocab table, the config),
+    and the model is moved to its device after its weights are loaded."""
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         lines = [line.strip() for line in str(e).splitlines() if "unsupported" in line.lower()]
         lines = lines or ["unpickling failed"]

@@ -72,6 +72,7 @@ class EvalConfig:
     mistakes: int = 3            # with ckpt: print this many wrong answers
     workers: int = 0             # seeds trained at once in worker processes (0: one per CPU core, up to seeds)
     threads: int = 1             # torch CPU threads per training process (the bits depend on it; see README)
+    device: str = "auto"         # where every run trains and is scored: auto (cuda, then mps, then cpu), cpu, cuda
     progress: bool = True
 
 
@@ -109,7 +110,7 @@ def run_all(ecfg, seeds, names):
     pretrains = sorted({(s, VARIANTS[n].pause_pt) for s in seeds for n in names})
     finetunes = sorted(((s, n) for s in seeds for n in names), key=lambda j: -job_cost(j[1]))  # longest first
     workers = ecfg.workers or min(os.cpu_count() or 1, len(finetunes))
-    if workers > 1 and pick_device("auto") == "cpu":
+    if workers > 1 and pick_device(ecfg.device) == "cpu":
         ecfg = dataclasses.replace(ecfg, progress=False)  # workers print plain lines, no bars
     else:
         workers = 1
@@ -149,7 +150,7 @@ def finetune_and_score(ecfg, seed, name, init_from):
     last quarter, in points))."""
     cfg = finetune_config(ecfg, seed, name, init_from)
     path = ensure_trained(cfg)
-    model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))
+    model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))  # read on the CPU, then moved
     model.eval()
     if cfg.task in downstream.LOADERS:  # no val split to check it on
         plateau = (None, float("nan"))
@@ -215,7 +216,7 @@ def phase_config(ecfg, phase, seed, **overrides):
     path = ecfg.pretrain_config if phase == "pretrain" else ecfg.finetune_config
     path = path if os.path.exists(path) or os.path.isabs(path) else os.path.join(REPO, path)
     return dataclasses.replace(parse_config([path], Config), phase=phase, seed=seed, progress=ecfg.progress,
-                               **overrides)
+                               device=ecfg.device, **overrides)
 
 
 def check_eval_config(ecfg):
@@ -292,7 +293,7 @@ def accuracy(model, vocab, pairs, n_inf, progress=False, filler="pause", placeme
 def score_one(ecfg):
     """Score one checkpoint with the pause placement it was finetuned with (its config says), at
     M_inf = n_inf (default: its own n_pause), with pauses or (--filler=dot) '.' tokens in the slots."""
-    model, vocab, ckpt = load_checkpoint(ecfg.ckpt, pick_device("auto"))
+    model, vocab, ckpt = load_checkpoint(ecfg.ckpt, pick_device(ecfg.device))
     model.eval()
     cfg = Config(**{k: v for k, v in ckpt["config"].items() if k in {f.name for f in dataclasses.fields(Config)}})
     m_inf = cfg.n_pause if ecfg.n_inf < 0 else ecfg.n_inf

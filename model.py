@@ -9,8 +9,9 @@ How it differs from GPT-2:
   where pauses go, how answers are read) are in pause.py, never in the model.
 - Attention is torch's scaled_dot_product_attention (flash kernels where available); same math. A KV
   cache makes generation one parallel prefill (prompt + pauses) plus one cheap step per new token.
-- With targets, the output head runs only at positions that have a target (not -1): same loss, and a
-  finetuning batch (mostly prefix, pauses and padding) skips most of the 50k-wide head.
+- With targets, the head runs at every position and the loss ignores targets of -1 (nanoGPT's way):
+  a fixed amount of work per batch shape, so torch.compile captures one graph and nothing waits on the
+  GPU to count the targets.
 - Optional biases (bias=False drops them from Linear and LayerNorm); GPT-2 has them (bias=True).
 - GELU is exact by default; GPT-2's tanh approximation is used for GPT-2's own weights (from_pretrained).
 - generate() never emits the ids it is told to ban (pause.answer bans the pause id).
@@ -134,10 +135,11 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None, cache=None):
         """idx (B, T) token ids.
-        With targets (B, T), -1 = ignored: returns (logits (N, V) of the N positions whose target is not
-        -1, in row-major order; mean cross-entropy over them). Unlike nanoGPT, the output head runs only
-        where a target exists: a finetuning batch is mostly prefix, pauses and padding, and at full vocab
-        the 50k-wide head is the biggest matmul, so this skips most of it for the same loss.
+        With targets (B, T), -1 = ignored: returns (logits (B, T, V); mean cross-entropy over the
+        positions whose target is not -1). The head runs at every position, also where the target is
+        -1: selecting the kept positions first (x[targets != -1]) would skip most of a finetuning
+        batch's head, but its size depends on the data, so the GPU must report it to the CPU every
+        micro-batch and torch.compile breaks the graph there and recompiles for each new count.
         Without targets: (logits (B, 1, V) of the last position, None), all that generation needs.
         cache: a KVCache; idx then continues the cached sequence (positions start at cache.pos)."""
         x = self.hidden(idx, cache)
@@ -146,9 +148,8 @@ class GPT(nn.Module):
             if cache is not None and cache.decoder is not None:
                 return last @ cache.decoder.wt, None  # same product as lm_head, faster layout (Decoder)
             return self.lm_head(last), None
-        keep = targets != -1
-        logits = self.lm_head(x[keep])  # (N, V)
-        loss = F.cross_entropy(logits.float(), targets[keep])
+        logits = self.lm_head(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
         return logits, loss
 
     def hidden(self, idx, cache=None):

@@ -104,10 +104,12 @@ def format_example(prefix, target, n_pause, pause_id, eot_id, placement="append"
 
 def weighted_loss(logits, y, w):
     """The hint weight: mean cross-entropy over the supervised positions (y != -1), each weighted by w
-    (hint_weight at hinted positions, 1 elsewhere). logits are the model's, at those positions only."""
-    keep = y != -1
-    ce = torch.nn.functional.cross_entropy(logits.float(), y[keep], reduction="none")
-    return (ce * w[keep]).sum() / w[keep].sum()
+    (hint_weight at hinted positions, 1 elsewhere). logits (B, T, V) are the model's at every position;
+    an ignored position's cross-entropy is 0 and its weight is dropped (no boolean indexing: one graph)."""
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, -2).float(), y.flatten(), ignore_index=-1,
+                                           reduction="none")
+    w = w.flatten() * (y.flatten() != -1)
+    return (ce * w).sum() / w.sum()
 
 
 def collate(examples, pad_id):
@@ -166,5 +168,6 @@ def choice_logprob(model, prefix, choice, n_pause, fill_id, eot_id, placement="a
     y[-1] = -1  # the end token's prediction is not part of the choice
     device = next(model.parameters()).device
     x, y = torch.from_numpy(x)[None].to(device), torch.from_numpy(y)[None].to(device)
-    logits, _ = model(x, y)  # logits at the choice positions only
-    return torch.log_softmax(logits.float(), -1).gather(1, y[y != -1][:, None]).sum().item()
+    logits, _ = model(x, y)
+    keep = y != -1  # the choice's positions
+    return torch.log_softmax(logits[keep].float(), -1).gather(1, y[keep][:, None]).sum().item()

@@ -24,8 +24,9 @@ import torch
 from tqdm import tqdm
 
 import downstream
-from common import (CheckpointError, ConfigError, TrainingError, check_writable, fingerprint, parse_config,
-                    read_checkpoint, run_cli, save_checkpoint, setup_distributed)
+from common import (CheckpointError, ConfigError, TrainingError, any_rank, check_writable, fingerprint,
+                    parse_config, pick_device, precision, read_checkpoint, run_cli, save_checkpoint, setup_distributed,
+                    to_device)
 from data import PAUSE_ID, TOKENIZER_NAME, Vocab, make_batcher, phase_data, task_vocab
 from model import GPT, GPTConfig
 from pause import weighted_loss
@@ -41,6 +42,8 @@ class Config:
     resume: bool = False           # continue exactly from <out_dir>/ckpt.pt (model, optimizer, step, RNG)
     seed: int = 1337               # model init, batch order and pause positions
     device: str = "auto"           # auto picks cuda, then mps, then cpu
+    dtype: str = "auto"            # float32, bfloat16 or float16 (autocast); auto: bf16 on a GPU that has it,
+                                   # else float16 with a gradient scaler; float32 on a CPU
     # embedded data: a synthetic task from data.TASKS, generated from data_seed
     task: str = "keysum"           # a synthetic task (data.TASKS) or a downstream one (downstream.LOADERS)
     train_file: str = ""           # downstream finetuning: the source's train file (its last n_val are val)
@@ -84,7 +87,7 @@ class Config:
     snapshot_at: int = -1          # also evaluate at this step and keep its model in ckpt_<step>.pt
     log_interval: int = 10         # refresh the progress bar every this many steps
     progress: bool = True          # tqdm bar
-    compile: bool = True           # torch.compile the model on CUDA (ignored on CPU/MPS)
+    compile: bool = True           # torch.compile the training step on CUDA (ignored on CPU/MPS)
 
 
 def check_config(cfg):
@@ -116,11 +119,15 @@ def check_config(cfg):
         raise ConfigError("hints need appended pauses (a prepended pause cannot see the prompt)")
     if cfg.hint_weight <= 0:
         raise ConfigError(f"hint_weight must be > 0, got {cfg.hint_weight}")
+    if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {cfg.dtype!r}")
+    pick_device(cfg.device)  # an unknown device, or one this machine lacks, before anything is written
 
 
 def load_checkpoint(path, device="cpu"):
-    """Rebuild (model, vocab, ckpt) exactly as saved; refuse a checkpoint made with another tokenizer."""
-    ckpt = read_checkpoint(path, device)
+    """Rebuild (model, vocab, ckpt) exactly as saved, then move the model to device; refuse a
+    checkpoint made with another tokenizer."""
+    ckpt = read_checkpoint(path)  # on the CPU: the vocab table is read on the host
     if not isinstance(ckpt, dict) or "model_args" not in ckpt:
         raise CheckpointError(f"{path} is not a nanopause checkpoint")
     if ckpt.get("tokenizer") != TOKENIZER_NAME or ckpt.get("pause_id") != PAUSE_ID:
@@ -135,7 +142,7 @@ def load_checkpoint(path, device="cpu"):
     return model.to(device), vocab, ckpt
 
 
-def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=()):
+def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=(), scaler=None):
     """What ckpt.pt holds: the plain module's weights (never a compile/DDP wrapper's), the optimizer,
     the shape, the full config, the tokenizer and the weights the run started from. No generator
     state: data order, pause positions and dropout masks are functions of (seed, step, micro-batch)."""
@@ -143,7 +150,8 @@ def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=()
             "model_args": dataclasses.asdict(model.config), "config": dataclasses.asdict(cfg), "step": step,
             "val_loss": val_loss, "tokenizer": TOKENIZER_NAME, "pause_id": PAUSE_ID,
             "vocab_table": None if vocab.table is None else torch.from_numpy(vocab.table),
-            "init_fingerprint": init_fp, "val_history": list(history)}
+            "init_fingerprint": init_fp, "val_history": list(history),
+            "scaler": scaler.state_dict() if scaler is not None else {}}
 
 
 def init_model(cfg, device):
@@ -152,7 +160,7 @@ def init_model(cfg, device):
     (the next phase), GPT-2's weights, or scratch."""
     path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and os.path.exists(path):
-        ckpt = read_checkpoint(path, device)
+        ckpt = read_checkpoint(path)
         ignore = {"resume", "progress"}
         saved = {k: v for k, v in ckpt["config"].items() if k not in ignore}
         wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
@@ -168,12 +176,12 @@ def init_model(cfg, device):
         return model.to(device), vocab, None, None
     if cfg.init_from.startswith("gpt2:"):  # GPT-2's weights (Hugging Face layout) + a pause row
         try:
-            model, vocab = GPT.from_pretrained(cfg.init_from[len("gpt2:"):]).to(device), Vocab(None)
+            model, vocab = GPT.from_pretrained(cfg.init_from[len("gpt2:"):]), Vocab(None)
         except OSError as e:
             raise CheckpointError(f"cannot load GPT-2 weights from {cfg.init_from!r}: {e}") from None
     else:
-        model, vocab, _ = load_checkpoint(cfg.init_from, device)  # fresh optimizer: a new phase
-    return model, vocab, None, fingerprint(model.state_dict())
+        model, vocab, _ = load_checkpoint(cfg.init_from)  # fresh optimizer: a new phase
+    return model.to(device), vocab, None, fingerprint(model.state_dict())  # fingerprinted on the CPU
 
 
 def get_lr(it, cfg):
@@ -192,7 +200,7 @@ def estimate_loss(model, batches, device, ctx):
     losses = []
     for x, y, _ in batches:
         with ctx:
-            _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+            _, loss = model(to_device(x, device), to_device(y, device))
         losses.append(loss.item())
     model.train()
     return float(np.mean(losses))
@@ -207,7 +215,7 @@ def train(cfg):
     rank, world, device = setup_distributed(cfg)
     master = rank == 0  # only rank 0 logs and writes checkpoints
     device_type = "cuda" if device.startswith("cuda") else device
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device_type == "cuda" else nullcontext()
+    ctx, _, scaler = precision(cfg.dtype, device_type)  # autocast, and float16's gradient scaler
     if device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # for any fp32 matmul left outside autocast
         torch.backends.cudnn.allow_tf32 = True
@@ -224,11 +232,10 @@ def train(cfg):
         optimizer.load_state_dict(resumed["optimizer"])
         start, val_loss = resumed["step"], resumed["val_loss"]
         history = [tuple(h) for h in resumed.get("val_history", [])]
+        if resumed.get("scaler"):
+            scaler.load_state_dict(resumed["scaler"])
     raw_model = model  # checkpoints hold this module's weights, never a compile/DDP wrapper's
-    if cfg.compile and device_type == "cuda":
-        model = torch.compile(model)
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device_type == "cuda" else None)
+    model, ddp = wrap(model, cfg, device, world)
     accum = cfg.grad_accum // world  # micro-batches per process
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     name = f"{cfg.phase} {os.path.basename(cfg.out_dir)}"
@@ -246,14 +253,15 @@ def train(cfg):
         last_step = it == cfg.max_iters
         # evaluate and checkpoint: every eval_interval steps and at the last step
         if (it % cfg.eval_interval == 0 or last_step or it == cfg.snapshot_at) and not (resumed is not None and it == start):
-            check_finite(bad_step, ckpt_path)  # never save weights that saw a non-finite loss
+            check_finite(bad_step, ckpt_path, world)  # never save weights that saw a non-finite loss
             val_loss = estimate_loss(raw_model, val_batches, device, ctx)
             history.append((it, val_loss))
             if not math.isfinite(val_loss):
                 raise TrainingError(f"step {it}: validation loss is {val_loss}; stopped, {ckpt_path} keeps "
                                     "the last good checkpoint")
             if master:
-                save_checkpoint(ckpt_path, checkpoint(raw_model, optimizer, cfg, it, val_loss, vocab, init_fp, history))
+                save_checkpoint(ckpt_path, checkpoint(raw_model, optimizer, cfg, it, val_loss, vocab, init_fp,
+                                                      history, scaler))
                 if it == cfg.snapshot_at:  # e.g. for eval.py's plateau check at 3/4 of the run
                     shutil.copyfile(ckpt_path, os.path.join(cfg.out_dir, f"ckpt_{it}.pt"))
             if plain_log:  # averages since the previous line
@@ -274,28 +282,30 @@ def train(cfg):
             # each micro-batch has its own generator, keyed by (seed, step, index over all processes):
             # ranks read different data, and N processes see exactly the batches one process would
             rng = np.random.default_rng([cfg.seed, it, rank * accum + micro])
-            x, y, w = (None if a is None else torch.from_numpy(a).to(device, non_blocking=True)
-                       for a in train_data.get(cfg.batch_size, rng))
+            x, y, w = (None if a is None else to_device(a, device) for a in train_data.get(cfg.batch_size, rng))
             # dropout masks from the same key: ranks draw different masks, N processes draw the masks
             # one process would, and a resumed run needs no generator state
             torch.manual_seed(int(rng.integers(2**63)))
             tokens += x.numel() * world
             # DDP averages gradients over ranks; sync only on the last micro-batch
-            with model.no_sync() if world > 1 and micro < accum - 1 else nullcontext():
+            with ddp.no_sync() if world > 1 and micro < accum - 1 else nullcontext():
                 with ctx:
                     logits, loss = model(x, y)
                     if w is not None:  # hints weighing other than 1: a weighted mean (pause.weighted_loss)
                         loss = weighted_loss(logits, y, w)
-                (loss / accum).backward()
+                scaler.scale(loss / accum).backward()  # no scaling unless float16
             bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), it, bad_step)
         # clip, step the optimizer
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)  # optimizer.step(), unless float16's gradients overflowed
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        # log (.item() waits for the GPU, so only every log_interval steps)
+        # log (.item() waits for the GPU, so only every log_interval steps; every rank checks, together)
+        if it % cfg.log_interval == 0:
+            check_finite(bad_step, ckpt_path, world)
         if it % cfg.log_interval == 0 and master:
-            check_finite(bad_step, ckpt_path)
             dt = time.time() - t
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_loss:.3f}", lr=f"{lr:.1e}",
                             ms=f"{1000 * dt:.0f}", tok_s=f"{tokens / dt:,.0f}")
@@ -309,8 +319,22 @@ def train(cfg):
             "seconds": time.time() - t0, "train_seconds": t_train}
 
 
-def check_finite(bad_step, ckpt_path):
-    step = int(bad_step.item())
+def wrap(model, cfg, device, world):
+    """(the module a step calls, its DDP wrapper or None). DDP first, then torch.compile around it:
+    compiling the DDP module lets the compiler split the graph at DDP's gradient buckets and overlap
+    the all-reduce with the backward pass."""
+    ddp = None
+    if world > 1:
+        cuda = device.startswith("cuda")
+        model = ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
+    if cfg.compile and device.startswith("cuda"):
+        model = torch.compile(model)
+    return model, ddp
+
+
+def check_finite(bad_step, ckpt_path, world=1):
+    """Stop, on every process, if any process has seen a non-finite training loss."""
+    step = int(any_rank(bad_step, world).item())
     if step >= 0:
         raise TrainingError(f"step {step}: training loss is not finite; stopped, {ckpt_path} keeps the "
                             "last good checkpoint")

@@ -192,7 +192,7 @@ def test_finetune_loss_is_cross_entropy_over_target_positions_only():
                 format_example(np.array([6, 7]), np.array([8]), 3, PAUSE, EOT)]
     X, Y = (torch.from_numpy(a) for a in collate(examples, EOT))
     logits, loss = model(X, Y)
-    assert logits.shape == (5, V)  # the head ran at the 5 supervised positions only
+    assert logits.shape == (2, 8, V)  # every position's logits; the loss reads the 5 supervised ones
     # by hand: the positions that predict a target token or the end token, nothing else
     logp = F.log_softmax(all_logits(model, X).double(), dim=-1)
     terms = [-logp[0, 5, 4], -logp[0, 6, 5], -logp[0, 7, EOT],  # 1 2 3 P P P | 4 5 E
@@ -383,12 +383,12 @@ def test_hint_weight_weighs_only_hinted_positions():
     x, y, w = data.make_batcher(cfg, train_set, vocab, 32).get(8, np.random.default_rng(0))
     assert (w[:, 11:20] == 0.25).all() and (w[:, 20:22] == 1).all()
     y, w = torch.from_numpy(y), torch.from_numpy(w)
-    logits = torch.randn(int((y != -1).sum()), vocab.size)
-    ce = F.cross_entropy(logits, y[y != -1], reduction="none")
+    logits = torch.randn(*y.shape, vocab.size)  # the model's: every position
+    ce = F.cross_entropy(logits[y != -1], y[y != -1], reduction="none")
     by_hand = (0.25 * ce[(w[y != -1] == 0.25)].sum() + ce[w[y != -1] == 1].sum()) / (0.25 * 9 + 2) / 8
     assert pause.weighted_loss(logits, y, w).item() == pytest.approx(by_hand.item(), rel=1e-5)
     ones = torch.ones_like(w)
-    assert pause.weighted_loss(logits, y, ones).item() == pytest.approx(F.cross_entropy(logits, y[y != -1]).item(),
+    assert pause.weighted_loss(logits, y, ones).item() == pytest.approx(F.cross_entropy(logits[y != -1], y[y != -1]).item(),
                                                                         rel=1e-6)
 
 
