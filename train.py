@@ -135,11 +135,17 @@ def load_checkpoint(path, device="cpu"):
                               f"{ckpt.get('pause_id')}; this code uses {TOKENIZER_NAME!r}, pause id {PAUSE_ID}")
     table = ckpt["vocab_table"]
     vocab = Vocab(None if table is None else table.numpy())
-    model = GPT(GPTConfig(**ckpt["model_args"]))
-    if model.config.vocab_size != vocab.size:
-        raise CheckpointError(f"{path}: model vocab_size {model.config.vocab_size} != vocab size {vocab.size}")
-    model.load_state_dict(ckpt["model"])
-    return model.to(device), vocab, ckpt
+    try:
+        model = GPT(GPTConfig(**ckpt["model_args"]))
+        if model.config.vocab_size != vocab.size:
+            raise CheckpointError(f"{path}: model vocab_size {model.config.vocab_size} != vocab size {vocab.size}")
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, KeyError, RuntimeError) as e:  # a shape or a key that does not match
+        raise CheckpointError(f"{path}: its weights do not fit its model ({str(e).splitlines()[0][:200]})") from None
+    try:
+        return model.to(device), vocab, ckpt
+    except RuntimeError as e:  # out of memory on the device, say
+        raise CheckpointError(f"{path}: cannot move the model to {device} ({str(e).splitlines()[0][:200]})") from None
 
 
 def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=(), scaler=None):
@@ -181,7 +187,8 @@ def init_model(cfg, device):
             raise CheckpointError(f"cannot load GPT-2 weights from {cfg.init_from!r}: {e}") from None
     else:
         model, vocab, _ = load_checkpoint(cfg.init_from)  # fresh optimizer: a new phase
-    return model.to(device), vocab, None, fingerprint(model.state_dict())  # fingerprinted on the CPU
+    fp = fingerprint(model.state_dict())  # on the CPU, before the move
+    return model.to(device), vocab, None, fp
 
 
 def get_lr(it, cfg):

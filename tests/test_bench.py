@@ -23,7 +23,9 @@ def test_gpu_check_runs_every_step_in_tiny_mode(tmp_path):
     import json
     out = bench.gpu_check(bench.BenchConfig(suite="gpu", tiny=True, out=str(tmp_path / "gpu")))
     assert [s for s, r in out["steps"].items() if not r["ok"]] == []
-    assert set(out["steps"]) == {"tests", "train_gpt2_small", "decode", "default_comparison", "pauseft_smoke"}
+    assert set(out["steps"]) == set(bench.GPU_STEPS) == {"tests", "train_gpt2_small", "pause_pretrain", "decode",
+                                                         "default_comparison", "pauseft_smoke"}
+    assert out["steps"]["default_comparison"]["projected_seconds_4_seeds"] > 0
     saved = json.load(open(tmp_path / "gpu.json"))
     assert saved["steps"]["pauseft_smoke"]["eval"].endswith(".jsonl") and saved["tiny"] is True
     assert "| default_comparison |" in (tmp_path / "gpu.md").read_text()

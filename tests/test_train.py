@@ -98,12 +98,18 @@ def test_pretrain_from_token_files(tmp_path):
 
 def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path):
     """torchrun with 2 gloo processes x 1 micro-batch == 1 process x 2 micro-batches, same weights, with
-    dropout on: the ranks must draw the dropout masks of micro-batches 0 and 1, not the same masks."""
-    args = TINY + ["--max_iters=4", "--grad_accum=2", "--eval_interval=100", "--pause_frac=0.1", "--dropout=0.2"]
+    dropout on: the ranks must draw the dropout masks of micro-batches 0 and 1, not the same masks.
+    The processes believe CUDA is there (as on a one-GPU machine): --device=cpu must still mean gloo
+    and the CPU, not nccl and cuda:1."""
+    args = TINY + ["--max_iters=4", "--grad_accum=2", "--eval_interval=100", "--pause_frac=0.1", "--dropout=0.2",
+                   "--device=cpu"]
     root = train.__file__.rsplit("/", 1)[0]
+    (tmp_path / "fake_cuda").mkdir()
+    (tmp_path / "fake_cuda" / "sitecustomize.py").write_text("import torch\ntorch.cuda.is_available = lambda: True\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{tmp_path}/fake_cuda{os.pathsep}{root}"}
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "train.py", *args, f"--out_dir={tmp_path}/ddp"], cwd=root, capture_output=True,
-                         text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+                         text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     single = train.train(parse_config(args + [f"--out_dir={tmp_path}/one"]))
     a = torch.load(f"{tmp_path}/ddp/ckpt.pt", weights_only=True)["model"]
