@@ -102,14 +102,32 @@ def test_a_device_this_machine_lacks_is_one_line(device, message, tmp_path, monk
 # --- one graph per training step ---------------------------------------------------------------------
 
 
+class GraphRecorder:
+    """A torch.compile backend: aot_eager, counting the graphs it is given and recording every value whose
+    shape depends on the data (an unbacked symbol such as u0: x[mask] has one; on a GPU the host must
+    wait for the device to learn it, and without fullgraph dynamo breaks the graph there)."""
+
+    def __init__(self):
+        from torch._dynamo.backends.registry import lookup_backend
+        self.aot_eager, self.graphs, self.data_dependent = lookup_backend("aot_eager"), 0, []
+
+    def __call__(self, gm, example_inputs):
+        from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+        self.graphs += 1
+        for node in gm.graph.nodes:
+            value = node.meta.get("example_value")
+            if isinstance(value, torch.Tensor) and free_unbacked_symbols(value):
+                self.data_dependent.append(f"{node.target} {tuple(value.shape)}")
+        return self.aot_eager(gm, example_inputs)
+
+
 def test_training_step_is_one_graph_for_any_pattern_of_ignored_targets():
-    """fullgraph=True fails on any graph break (a boolean mask's nonzero is one, and a host sync); the
-    counter sees a recompile; batches of one shape with 1, many and all but one targets ignored."""
-    from torch._dynamo.testing import CompileCounterWithBackend
+    """fullgraph=True fails on any graph break; the recorder sees a recompile and any shape that depends
+    on the data (a host sync on a GPU); batches of one shape with 1, many and all but one targets ignored."""
     torch._dynamo.reset()
     torch.manual_seed(0)
     model = GPT(GPTConfig(block_size=16, vocab_size=50, n_layer=2, n_head=2, n_embd=16))
-    counter = CompileCounterWithBackend("aot_eager")
+    counter = GraphRecorder()
     compiled = torch.compile(model, backend=counter, fullgraph=True)
     g = torch.Generator().manual_seed(0)
     for frac in (0.0, 0.5, 0.9, 0.99):
@@ -122,19 +140,19 @@ def test_training_step_is_one_graph_for_any_pattern_of_ignored_targets():
         torch.testing.assert_close(loss, eager_loss)
         torch.testing.assert_close(weighted_loss(logits, y, w), weighted_loss(eager_logits, y, w))
         loss.backward()
-    assert counter.frame_count == 1  # one graph, never recompiled
+    assert counter.graphs == 1  # one graph, never recompiled
+    assert counter.data_dependent == []  # no shape the host must wait for
 
 
 def test_weighted_loss_compiles_to_one_graph():
-    from torch._dynamo.testing import CompileCounterWithBackend
     torch._dynamo.reset()
-    counter = CompileCounterWithBackend("aot_eager")
+    counter = GraphRecorder()
     fn = torch.compile(weighted_loss, backend=counter, fullgraph=True)
     for kept in (3, 9):
         logits, y, w = torch.randn(2, 8, 11), torch.full((2, 8), -1), torch.full((2, 8), 0.5)
         y.view(-1)[:kept] = torch.arange(kept)
         torch.testing.assert_close(fn(logits, y, w), weighted_loss(logits, y, w))
-    assert counter.frame_count == 1
+    assert counter.graphs == 1 and counter.data_dependent == []
 
 # --- DDP --------------------------------------------------------------------------------------------
 
