@@ -20,10 +20,9 @@ from data import PAUSE_ID
 from model import GPT, GPTConfig
 from pause import weighted_loss
 from train import Config, load_checkpoint
+from tiny import TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=8", "--n_pretrain=300",
-        "--n_train=200", "--n_val=50", "--eval_iters=2", "--progress=False", "--warmup_iters=2"]
 
 
 def config(args):

@@ -15,11 +15,9 @@ from common import parse_config
 from data import Vocab
 from model import GPT, GPTConfig
 from pause import answer, choice_logprob, collate, format_example, insert_pauses, lm_targets, pause_slots
-from tiny import EOT, PAUSE, V, Successor, all_logits, tiny
+from tiny import EOT, PAUSE, TINY, V, Successor, all_logits, tiny
 from train import Config
 
-TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=8", "--n_pretrain=300",
-        "--n_train=200", "--n_val=50", "--eval_iters=2", "--progress=False", "--warmup_iters=2"]
 
 # --- pause pretraining -----------------------------------------------------------------------------
 

@@ -18,10 +18,9 @@ from data import EOT_ID, PAUSE_ID, Vocab, encode_corpus
 from model import GPT, GPTConfig
 from pause import answer, collate, format_example
 from train import load_checkpoint
+from tiny import TINY
 
 ROOT = os.path.dirname(os.path.abspath(train.__file__))
-TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=8", "--n_pretrain=300",
-        "--n_train=200", "--n_val=50", "--eval_iters=2", "--progress=False", "--warmup_iters=2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

@@ -15,14 +15,13 @@ from common import ConfigError, DataError, save_checkpoint
 from data import Vocab
 from model import GPT, GPTConfig
 from train import Config, checkpoint, get_lr, load_checkpoint
+from tiny import TINY
 
 
 def parse_config(argv):
     return common.parse_config(argv, Config)
 
 
-TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=8", "--n_pretrain=300",
-        "--n_train=200", "--n_val=50", "--eval_iters=2", "--progress=False", "--warmup_iters=2"]
 
 
 def test_lr_schedule():

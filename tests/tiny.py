@@ -5,6 +5,11 @@ from model import GPT, GPTConfig
 
 V, PAUSE, EOT = 13, 11, 12  # a 13-token vocab whose last two ids play <|pause|> and <|endoftext|>
 
+# train.py flags of a run that takes seconds; eager on a GPU too (compiling a model this small takes
+# longer than the run: the GPU check measures compiled training on its own)
+TINY = ["--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=32", "--batch_size=8", "--n_pretrain=300",
+        "--n_train=200", "--n_val=50", "--eval_iters=2", "--progress=False", "--warmup_iters=2", "--compile=False"]
+
 
 def tiny(seed=0, **kw):
     torch.manual_seed(seed)
