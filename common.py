@@ -233,8 +233,9 @@ def read_checkpoint(path):
             raise CheckpointError(f"{path}: refusing to load, it holds more than tensors and plain values "
                                   f"({lines[0][:160]})") from None
         raise CheckpointError(f"{path}: not a readable checkpoint ({lines[0][:160]})") from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:200]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:  # truncated, empty, not a zip of tensors
+        why = (str(e).splitlines() or [""])[0][:200] or type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({why})") from None
 
 
 def fingerprint(state_dict):
@@ -246,6 +247,28 @@ def fingerprint(state_dict):
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
+
+
+# The files whose code decides a run's weights: what train.py imports (the model, the pause rules, the
+# data and the tasks, the loop, and the plumbing it calls). A finished run is reused only while these
+# are unchanged (eval.ensure_trained), so that editing a rule retrains what it affects. eval.py, the
+# study and the instruments are left out: changing how a model is scored must not retrain it.
+# tests/test_eval.py checks that this is exactly the set train.py imports.
+TRAINING_CODE = ("common.py", "data.py", "downstream.py", "model.py", "pause.py", "tasks.py", "train.py")
+
+
+def file_hash(path):
+    """sha256 of a file's bytes (first 16 hex digits), read in chunks: large token files too."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def code_hashes():
+    """{file: hash} of the training code as it is now."""
+    return {name: file_hash(os.path.join(REPO, name)) for name in TRAINING_CODE}
 
 
 def check_writable(folder):
@@ -298,9 +321,17 @@ def commit():
         return "unknown"
 
 
+def write_atomic(path, text):
+    """Write a text file whole or not at all: a temporary file beside it, then renamed over it."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def write_results(stem, result, body, code, t0):
     """Write <stem>.json (result + command, commit, machine, seconds) and <stem>.md (one provenance
-    line, then body). Returns the full result."""
+    line, then body), each atomically. Returns the full result."""
     result = {"command": " ".join(["python"] + sys.argv), "commit": code, "machine": machine(),
               "seconds": time.time() - t0, **result}
     m = result["machine"]
@@ -309,10 +340,8 @@ def write_results(stem, result, body, code, t0):
             f"model {m['cpu_model']}, {'AVX-512' if m['avx512'] else 'no AVX-512'}, {m['threads']} threads; "
             f"gpu: {m['gpu']}), {result['seconds']:.0f} s")
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
-    with open(stem + ".json", "w") as f:
-        json.dump(result, f, indent=2)
-    with open(stem + ".md", "w") as f:
-        f.write(f"{line}\n\n{body}\n")
+    write_atomic(stem + ".json", json.dumps(result, indent=2))
+    write_atomic(stem + ".md", f"{line}\n\n{body}\n")
     return result
 
 # --- statistics over seeds ------------------------------------------------------------------------------
@@ -324,15 +353,16 @@ T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.045, 2.042]
 
 
-def interval95(x, lo=-1.0, hi=1.0):
-    """95% confidence interval of the mean of x (t-interval over seeds), clipped to [lo, hi] (an
-    accuracy or a difference of accuracies cannot leave it); a point for one value."""
+def interval95(x):
+    """95% confidence interval of the mean of x (t-interval over seeds); a point for one value. Not
+    clipped: with few seeds it can reach past 0 or 100% (an accuracy cannot), and the table says so
+    rather than hiding how wide it is."""
     x = np.asarray(x, dtype=float)
     if len(x) < 2:
         return float(x.mean()), float(x.mean())
     t = T975[len(x) - 2] if len(x) - 1 <= len(T975) else 1.96
     half = t * x.std(ddof=1) / np.sqrt(len(x))
-    return float(max(lo, x.mean() - half)), float(min(hi, x.mean() + half))
+    return float(x.mean() - half), float(x.mean() + half)
 
 
 def seed_stats(values, base=None):
@@ -340,7 +370,7 @@ def seed_stats(values, base=None):
     the same seeds), the paired difference and its interval too."""
     x = np.asarray(values, dtype=float)
     out = {"accuracy": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else None,
-           "ci95": interval95(x, 0.0, 1.0), "per_seed": x.tolist(), "delta": None, "delta_ci95": None}
+           "ci95": interval95(x), "per_seed": x.tolist(), "delta": None, "delta_ci95": None}
     if base is not None:
         d = x - np.asarray(base, dtype=float)
         out.update(delta=float(d.mean()), delta_ci95=interval95(d))

@@ -248,22 +248,29 @@ def phase_data(cfg):
             make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed))
 
 
+def data_files(cfg):
+    """The files a phase reads its data from (an embedded task's data are made by code: none)."""
+    if cfg.data_dir:
+        return [os.path.join(cfg.data_dir, f"{split}.bin") for split in ("train", "val")]
+    return [cfg.train_file] if cfg.task in downstream.LOADERS else []
+
+
 def make_batcher(cfg, data, vocab, block_size):
     """The Batcher of a phase's train or val data (what phase_data returned)."""
     if cfg.phase == "pretrain":
         tokens = data if cfg.data_dir else encode_corpus(data, vocab)
         return Batcher(vocab, tokens=tokens, block_size=block_size, pause_frac=cfg.pause_frac)
     pairs = encode_pairs(data, vocab)
+    n_pause = cfg.n_pause
+    if cfg.n_pause_min >= 0:  # mixed pause counts: each example gets its own M in [n_pause_min, n_pause]
+        n_pause = np.random.default_rng([cfg.data_seed, len(pairs)]).integers(cfg.n_pause_min, cfg.n_pause + 1,
+                                                                              len(pairs))
     if cfg.task in downstream.LOADERS:  # real text: keep the end of a long prefix (a context, say)
         room = block_size - cfg.n_pause - max(len(t) for _, t in pairs)
         if room < 1:
             raise DataError("no room for a prefix: block_size is too small for the pauses and the answer")
         pairs = [(downstream.fit_prefix(p, block_size - cfg.n_pause - len(t)), t) for p, t in pairs]
-        return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=cfg.n_pause, placement=cfg.placement)
-    n_pause = cfg.n_pause
-    if cfg.n_pause_min >= 0:  # mixed pause counts: each example gets its own M in [n_pause_min, n_pause]
-        n_pause = np.random.default_rng([cfg.data_seed, len(pairs)]).integers(cfg.n_pause_min, cfg.n_pause + 1,
-                                                                              len(pairs))
+        return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=n_pause, placement=cfg.placement)
     task = TASKS[cfg.task]
     hints = [hint_ids(task.hints(p), vocab) for p, _ in data] if cfg.hints else None
     ihints = [hint_ids(task.input_hints(p), vocab) for p, _ in data] if cfg.input_hints else None

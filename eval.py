@@ -9,13 +9,20 @@ scored by exact match on a held-out test set, against the StdPT_StdFT baseline.
   python eval.py --filler=dot                      # also give the baseline M '.' tokens at inference
   python eval.py --ckpt=out/default/seed1337/ft_PausePT_PauseFT_M8/ckpt.pt --n_inf=0   # one model
 
-It trains what is missing and reuses finished runs whose config (and initial weights) match. PauseFT
-variants are scored at M_inf = 0, M_ft/2, M_ft and 2*M_ft (--sweep=False: M_ft and 0). The table goes to
-stdout and, with the command, commit, seeds and machine, to <out_dir>/results.md and results.json (and
-a plot of accuracy vs M_inf when matplotlib is installed).
+Each run lives in <out_dir>/seed<seed>/<name>-<hash of its settings>, so a run with other settings
+never replaces another. A finished run is reused only if everything that made it is unchanged: its
+settings, the weights it started from, the bytes of its data files and the training code
+(common.TRAINING_CODE); otherwise one line says why and it is retrained. PauseFT variants are scored at
+M_inf = 0, M_ft/2, M_ft and 2*M_ft (--sweep=False: M_ft and 0). The table goes to stdout and, with the
+command, commit, seeds and machine, to <out_dir>/results.md and results.json (and results.png, accuracy
+vs M_inf, when matplotlib is installed); a comparison with other settings than the defaults writes
+results_<its settings>.* instead, so it never overwrites another command's results.
 """
 import dataclasses
+import hashlib
+import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -23,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import downstream
-from common import (REPO, ConfigError, commit, fingerprint, map_jobs, parse_config, pick_device,
-                    read_checkpoint, run_cli, seed_stats, write_results)
-from data import get_encoding
+from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, map_jobs, parse_config,
+                    pick_device, read_checkpoint, run_cli, seed_stats, write_results)
+from data import data_files, get_encoding
 from model import GPT
 from pause import answer
 from tasks import make_examples
@@ -79,27 +86,31 @@ class EvalConfig:
 def compare(ecfg):
     """The comparison: every variant for every seed, then the table over seeds."""
     names = check_eval_config(ecfg)
+    check_writable(ecfg.out_dir)  # before training, not after
     t0, code = time.time(), commit()  # stamp the code as it is when the run starts
     seeds = [ecfg.seed + i for i in range(ecfg.seeds)]
-    done = run_all(ecfg, seeds, names)  # {(seed, variant): (scores, plateau)}
+    done, trained = run_all(ecfg, seeds, names)  # {(seed, variant): (scores, plateau)}, runs trained now
     per_seed = [{k: a for n in names for k, a in done[(s, n)][0].items()} for s in seeds]
     plateaus = [{n: done[(s, n)][1] for n in names} for s in seeds]
     ft = phase_config(ecfg, "finetune", seeds[0])
     pairs = [(e["prefix"], e["target"]) for e in test_examples(ft)]
     rows = summarize(per_seed, plateaus, ecfg, pairs)
     header = (f"task {ft.task}, {len(pairs)} test examples, {len(seeds)} seed(s) {seeds}; accuracy = exact "
-              f"match, mean" + (" ± std over seeds, 95% t-interval" if len(seeds) > 1 else " (one seed: no "
-              "spread; run --seeds=N)") + "; positions = prompt + fillers + answer tokens per example, "
-              "compute = that over the baseline's; plateau = seeds whose validation exact match changed by "
-              f"less than 2 points over the last quarter of finetuning; every training job ran with {ecfg.threads} "
-              "thread(s)")
+              f"match, mean" + (" ± std over seeds, 95% t-interval (as computed: with few seeds it can reach "
+              "past 0 or 100)" if len(seeds) > 1 else " (one seed: no spread; run --seeds=N)") +
+              "; positions = prompt + fillers + answer tokens per test example; inference compute = positions "
+              "over the baseline's; finetuning compute = positions x steps of finetuning over the baseline's; "
+              "plateau = seeds whose validation exact match changed by less than 2 points over the last "
+              f"quarter of finetuning; {trained[0]} of {trained[1]} training runs ran in this command, with "
+              f"{ecfg.threads} thread(s) each, the others were reused (each checkpoint records its own)")
     table = table_markdown(rows)
     os.makedirs(ecfg.out_dir, exist_ok=True)
-    png = plot(rows, os.path.join(ecfg.out_dir, "accuracy_vs_minf.png")) if ecfg.plot else None
-    result = write_results(os.path.join(ecfg.out_dir, "results"),
+    stem = os.path.join(ecfg.out_dir, results_name(ecfg))
+    png = plot(rows, stem + ".png") if ecfg.plot else None
+    result = write_results(stem,
                            {"seeds": seeds, "eval_config": dataclasses.asdict(ecfg), "task": ft.task,
                             "n_test": len(pairs), "rows": rows, "plot": png}, f"{header}\n\n{table}", code, t0)
-    print(f"\n{header}\n\n{table}\n\n{result['seconds']:.0f}s; written to {ecfg.out_dir}/results.json"
+    print(f"\n{header}\n\n{table}\n\n{result['seconds']:.0f}s; written to {stem}.json"
           + (f" and {png}" if png else ""))
     return result
 
@@ -115,15 +126,16 @@ def run_all(ecfg, seeds, names):
     else:
         workers = 1
     pt = dict(zip(pretrains, map_jobs(pretrain, [(ecfg, s, p) for s, p in pretrains], workers, ecfg.threads)))
-    jobs = [(ecfg, s, n, pt[(s, VARIANTS[n].pause_pt)]) for s, n in finetunes]
-    return dict(zip(finetunes, map_jobs(finetune_and_score, jobs, workers, ecfg.threads)))
+    jobs = [(ecfg, s, n, pt[(s, VARIANTS[n].pause_pt)][0]) for s, n in finetunes]
+    ft = dict(zip(finetunes, map_jobs(finetune_and_score, jobs, workers, ecfg.threads)))
+    trained = sum(not r for _, r in pt.values()) + sum(not r for *_, r in ft.values())
+    return {k: v[:2] for k, v in ft.items()}, (trained, len(pt) + len(ft))
 
 
 def pretrain(ecfg, seed, pause_pt):
-    """The pretrained model of one seed, with random pauses (PausePT) or without; returns its path."""
-    cfg = phase_config(ecfg, "pretrain", seed, pause_frac=ecfg.pause_frac if pause_pt else 0.0,
-                       out_dir=os.path.join(ecfg.out_dir, f"seed{seed}", "pt_pause" if pause_pt else "pt_std"))
-    return ensure_trained(cfg)
+    """The pretrained model of one seed, with random pauses (PausePT) or without: (its path, reused)."""
+    cfg = phase_config(ecfg, "pretrain", seed, pause_frac=ecfg.pause_frac if pause_pt else 0.0)
+    return ensure_trained(run_dir(ecfg, cfg, "pt_pause" if pause_pt else "pt_std"))
 
 
 def finetune_config(ecfg, seed, name, init_from):
@@ -132,10 +144,36 @@ def finetune_config(ecfg, seed, name, init_from):
     placement = ecfg.placement if v.pause_ft else "append"
     suffix = "_prepend" if placement == "prepend" else ""
     cfg = phase_config(ecfg, "finetune", seed, n_pause=m_ft, init_from=init_from, placement=placement,
-                       hints=v.hints, out_dir=os.path.join(ecfg.out_dir, f"seed{seed}", f"ft_{name}_M{m_ft}{suffix}"))
+                       hints=v.hints)
     if v.matched:  # as many positions x steps as the pause variants: more steps for shorter examples
         cfg = dataclasses.replace(cfg, max_iters=round(cfg.max_iters * compute_ratio(cfg.task, ecfg.n_pause)))
-    return dataclasses.replace(cfg, snapshot_at=3 * cfg.max_iters // 4)  # keep the model at 3/4: the plateau check
+    cfg = dataclasses.replace(cfg, snapshot_at=3 * cfg.max_iters // 4)  # keep the model at 3/4: the plateau check
+    return run_dir(ecfg, cfg, f"ft_{name}_M{m_ft}{suffix}")
+
+
+def run_dir(ecfg, cfg, name):
+    """cfg in its own folder, <out_dir>/seed<seed>/<name>-<hash>: the hash covers every setting that
+    changes the run (the path of the model it starts from relative to out_dir, so the folder can move),
+    so switching a setting back and forth trains each version once and replaces none."""
+    ignore = ("out_dir", "progress", "overwrite", "resume")
+    key = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
+    if os.path.isfile(cfg.init_from):
+        key["init_from"] = os.path.relpath(cfg.init_from, ecfg.out_dir)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    return dataclasses.replace(cfg, out_dir=os.path.join(ecfg.out_dir, f"seed{cfg.seed}", f"{name}-{digest}"))
+
+
+def results_name(ecfg):
+    """"results" for the default comparison; "results_<setting=value,...>" for one with other settings
+    (those that change its numbers), so two comparisons in one out_dir never overwrite each other's."""
+    ignore = {"out_dir", "progress", "plot", "workers", "ckpt", "n_inf", "test_file", "mistakes"}
+    default = EvalConfig()
+    diff = ",".join(f"{f.name}={getattr(ecfg, f.name)}" for f in dataclasses.fields(ecfg)
+                    if f.name not in ignore and getattr(ecfg, f.name) != getattr(default, f.name))
+    name = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", diff)
+    if len(name) > 80:
+        name = name[:60] + "_" + hashlib.sha256(diff.encode()).hexdigest()[:8]
+    return "results_" + name if name else "results"
 
 
 def job_cost(name):
@@ -147,9 +185,9 @@ def job_cost(name):
 def finetune_and_score(ecfg, seed, name, init_from):
     """Finetune (or reuse) one variant of one seed and score it at each of its conditions. Returns
     ({(variant, M_inf, filler): accuracy}, (plateaued, change of validation exact match over the
-    last quarter, in points))."""
+    last quarter, in points), reused)."""
     cfg = finetune_config(ecfg, seed, name, init_from)
-    path = ensure_trained(cfg)
+    path, reused = ensure_trained(cfg)
     model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))  # read on the CPU, then moved
     model.eval()
     if cfg.task in downstream.LOADERS:  # no val split to check it on
@@ -165,15 +203,17 @@ def finetune_and_score(ecfg, seed, name, init_from):
                                               ecfg.progress)["score"]
         print(f"  seed {seed} {name} M_inf={m_inf}{' dots' if filler == 'dot' else ''}: "
               f"{100 * scores[(name, m_inf, filler)]:.1f}%", flush=True)
-    return scores, plateau
+    return scores, plateau, reused
 
 
 def plateaued(model, model_before, vocab, cfg):
     """The stated convergence criterion: a finetuning run has reached its plateau when its exact match
     on the validation split changed by less than 2 points over the last quarter of its steps (from the
-    model at 3/4 of the run to the final one). Returns (bool, change in points)."""
+    model at 3/4 of the run to the final one), both scored as the run was finetuned (its number and
+    placement of pauses). Returns (bool, change in points)."""
     val = make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed)
-    change = 100 * (accuracy(model, vocab, val, cfg.n_pause) - accuracy(model_before, vocab, val, cfg.n_pause))
+    change = 100 * (accuracy(model, vocab, val, cfg.n_pause, placement=cfg.placement)
+                    - accuracy(model_before, vocab, val, cfg.n_pause, placement=cfg.placement))
     return bool(abs(change) < 2.0), float(change)
 
 
@@ -186,20 +226,41 @@ def compute_ratio(task, n_pause):
 
 
 def ensure_trained(cfg):
-    """Train cfg unless out_dir already holds a finished run of exactly this config that started from
-    exactly the weights cfg.init_from holds now (a finetune of an older pretrained model is stale).
-    Returns the checkpoint path."""
+    """Train cfg unless out_dir holds a finished run that cfg would make again (stale() is None);
+    returns (checkpoint path, reused)."""
     path = os.path.join(cfg.out_dir, "ckpt.pt")
-    if os.path.exists(path):
-        saved = read_checkpoint(path)
-        same = {**saved["config"], "progress": cfg.progress} == dataclasses.asdict(cfg)
-        if same and saved["step"] == cfg.max_iters and saved.get("init_fingerprint") == init_fingerprint(cfg):
-            print(f"  reusing {path}")
-            return path
-    print(f"  training {cfg.out_dir}", flush=True)
-    out = train(cfg)
+    why = stale(cfg, path) if os.path.exists(path) else None
+    if os.path.exists(path) and why is None:
+        print(f"  reusing {path}")
+        return path, True
+    print(f"  retraining {cfg.out_dir}: {why}" if why else f"  training {cfg.out_dir}", flush=True)
+    out = train(dataclasses.replace(cfg, overwrite=True))  # a stale or unfinished run is replaced
     print(f"    val loss {out['val_loss']:.4f} in {out['seconds']:.0f}s")
-    return out["ckpt"]
+    return out["ckpt"], False
+
+
+def stale(cfg, path):
+    """Why the run saved in path is not what cfg would train now (None: it is): everything that made
+    its weights must be unchanged: the settings, the training code, the bytes of its data files, and
+    the weights it started from (a finetune of an older pretrained model is stale)."""
+    saved = read_checkpoint(path)
+    ignore = ("progress", "overwrite", "resume")
+    changed = sorted(k for k, v in dataclasses.asdict(cfg).items() if k not in ignore and saved["config"].get(k) != v)
+    if changed:
+        return f"its settings differ ({', '.join(changed)})"
+    if saved["step"] != cfg.max_iters:
+        return f"it stopped at step {saved['step']} of {cfg.max_iters}"
+    code = saved.get("code", {})
+    changed = [name for name, h in code_hashes().items() if code.get(name) != h]
+    if changed:
+        return f"{', '.join(changed)} changed since it was trained"
+    data = saved.get("data", {})
+    changed = [p for p in data_files(cfg) if data.get(p) != (file_hash(p) if os.path.exists(p) else None)]
+    if changed:
+        return f"{', '.join(changed)} changed since it was trained"
+    if saved.get("init_fingerprint") != init_fingerprint(cfg):
+        return f"{cfg.init_from} holds other weights than the ones it started from"
+    return None
 
 
 def init_fingerprint(cfg):
@@ -312,21 +373,27 @@ def score_one(ecfg):
 
 def summarize(per_seed, plateaus, ecfg, pairs):
     """Rows of the result table: mean, std and 95% interval over seeds; the delta vs the baseline is
-    paired by seed (same seed, same data order); compute = positions the model runs per test example
-    (prompt + fillers + answer) and their ratio to the baseline's (FLOPs grow about linearly with it)."""
+    paired by seed (same seed, same data order); positions the model runs per test example (prompt +
+    fillers + answer) and their ratio to the baseline's (inference FLOPs grow about linearly with it);
+    finetuning compute: positions per finetuning example x steps, over the baseline's (the matched
+    control runs no more positions per example but more steps)."""
     enc = get_encoding()
     prompt_len = np.mean([len(enc.encode_ordinary(p)) for p, _ in pairs])
     answer_len = np.mean([len(enc.encode_ordinary(t)) + 1 for _, t in pairs])  # answer + end token
     base_key = ("StdPT_StdFT", 0, "pause")
     base = [s[base_key] for s in per_seed] if base_key in per_seed[0] else None
+    base_steps = finetune_config(ecfg, ecfg.seed, "StdPT_StdFT", "scratch").max_iters
     rows = []
     for name, m_inf, filler in per_seed[0]:
         v, positions = VARIANTS[name], prompt_len + m_inf + answer_len
+        ft = finetune_config(ecfg, ecfg.seed, name, "scratch")
+        train_ratio = (1.0 if ft.task in downstream.LOADERS else compute_ratio(ft.task, ft.n_pause)) * ft.max_iters / base_steps
         rows.append({"variant": name, "M_ft": ecfg.n_pause if v.pause_ft else 0, "M_inf": m_inf, "filler": filler,
                      "placement": ecfg.placement if v.pause_ft else "append", "hints": v.hints,
                      **seed_stats([s[(name, m_inf, filler)] for s in per_seed], base),
                      "plateau": [p[name][0] for p in plateaus], "val_change": [p[name][1] for p in plateaus],
-                     "positions": positions, "flops_ratio": positions / (prompt_len + answer_len)})
+                     "positions": positions, "flops_ratio": positions / (prompt_len + answer_len),
+                     "train_ratio": train_ratio})
     return rows
 
 
@@ -343,7 +410,7 @@ def table_markdown(rows):
 
 def table_rows(rows):
     lines = ["| variant | M_ft | M_inf | accuracy (%) | 95% interval | delta vs baseline (pp), 95% interval "
-             "| positions | compute | plateau |", "|---|---|---|---|---|---|---|---|---|"]
+             "| positions | inference compute | finetuning compute | plateau |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['std']:.1f}" if r["std"] is not None else "")
         ci = f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"
@@ -354,7 +421,7 @@ def table_rows(rows):
         m_inf = f"{r['M_inf']}" + (" dots" if r["filler"] == "dot" else "")
         plateau = "n/a" if None in r["plateau"] else f"{sum(r['plateau'])}/{len(r['plateau'])}"
         lines.append(f"| {label} | {r['M_ft']} | {m_inf} | {acc} | {ci} | {delta} | {r['positions']:.1f} "
-                     f"| {r['flops_ratio']:.2f}x | {plateau} |")
+                     f"| {r['flops_ratio']:.2f}x | {r['train_ratio']:.2f}x | {plateau} |")
     return "\n".join(lines)
 
 

@@ -83,7 +83,8 @@ def run_one(scfg, task, n_layer, width, arm, m, seed):
                  batch_size=scfg.batch_size, max_iters=max_iters, learning_rate=scfg.learning_rate,
                  min_lr=scfg.learning_rate / 10, warmup_iters=100, n_train=scfg.n_train, n_test=scfg.n_test,
                  eval_interval=max_iters, eval_iters=10, progress=scfg.progress,
-                 out_dir=os.path.join(scfg.work_dir, f"{task}_L{n_layer}_W{width}_{arm}_M{m}_s{seed}"))
+                 out_dir=os.path.join(scfg.work_dir, f"{task}_L{n_layer}_W{width}_{arm}_M{m}_s{seed}"),
+                 overwrite=True)  # the study trains every cell anew: its work_dir is scratch space
     out = train(cfg)
     model, vocab, _ = load_checkpoint(out["ckpt"])
     model.eval()

@@ -24,10 +24,10 @@ import torch
 from tqdm import tqdm
 
 import downstream
-from common import (CheckpointError, ConfigError, TrainingError, any_rank, check_writable, fingerprint,
-                    parse_config, pick_device, precision, read_checkpoint, run_cli, save_checkpoint, setup_distributed,
-                    to_device)
-from data import PAUSE_ID, TOKENIZER_NAME, Vocab, make_batcher, phase_data, task_vocab
+from common import (CheckpointError, ConfigError, TrainingError, any_rank, check_writable, code_hashes,
+                    file_hash, fingerprint, parse_config, pick_device, precision, read_checkpoint, run_cli,
+                    save_checkpoint, setup_distributed, to_device)
+from data import PAUSE_ID, TOKENIZER_NAME, Vocab, data_files, make_batcher, phase_data, task_vocab
 from model import GPT, GPTConfig
 from pause import weighted_loss
 from tasks import TASKS
@@ -39,7 +39,8 @@ class Config:
     out_dir: str = "out/run"       # ckpt.pt is written here
     phase: str = "pretrain"        # "pretrain" (language modelling) or "finetune" (prefix -> target)
     init_from: str = "scratch"     # "scratch", a checkpoint path, or "gpt2:<HF folder or hub name>"
-    resume: bool = False           # continue exactly from <out_dir>/ckpt.pt (model, optimizer, step, RNG)
+    resume: bool = False           # continue exactly from <out_dir>/ckpt.pt (model, optimizer, step)
+    overwrite: bool = False        # replace a checkpoint already in out_dir (without it, or resume, refused)
     seed: int = 1337               # model init, batch order and pause positions
     device: str = "auto"           # auto picks cuda, then mps, then cpu
     dtype: str = "auto"            # float32, bfloat16 or float16 (autocast); auto: bf16 on a GPU that has it,
@@ -102,8 +103,14 @@ def check_config(cfg):
         raise ConfigError(f"pause_frac must be in [0, 0.9], got {cfg.pause_frac}")
     if not 0 <= cfg.n_pause < 10_000:
         raise ConfigError(f"n_pause must be in [0, 10000), got {cfg.n_pause}")
-    if cfg.max_iters < 0 or cfg.batch_size < 1 or cfg.grad_accum < 1 or cfg.eval_interval < 1:
-        raise ConfigError("max_iters must be >= 0; batch_size, grad_accum, eval_interval >= 1")
+    if cfg.max_iters < 0 or min(cfg.batch_size, cfg.grad_accum, cfg.eval_interval, cfg.eval_iters, cfg.log_interval) < 1:
+        raise ConfigError("max_iters must be >= 0; batch_size, grad_accum, eval_interval, eval_iters, "
+                          "log_interval >= 1")
+    if min(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size) < 1 or cfg.n_embd % cfg.n_head:
+        raise ConfigError(f"n_layer, n_head, n_embd, block_size must be >= 1 and n_head must divide n_embd, "
+                          f"got n_head={cfg.n_head}, n_embd={cfg.n_embd}")
+    if not 0.0 <= cfg.dropout < 1.0 or cfg.learning_rate <= 0 or cfg.min_lr < 0 or cfg.warmup_iters < 0:
+        raise ConfigError("dropout must be in [0, 1), learning_rate > 0, min_lr and warmup_iters >= 0")
     if cfg.task in downstream.LOADERS and (cfg.phase != "finetune" or cfg.vocab != "full"):
         raise ConfigError(f"task {cfg.task!r} (real text) needs phase='finetune' and vocab='full'")
     if cfg.data_dir and (cfg.phase != "pretrain" or cfg.vocab != "full"):
@@ -122,6 +129,17 @@ def check_config(cfg):
     if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {cfg.dtype!r}")
     pick_device(cfg.device)  # an unknown device, or one this machine lacks, before anything is written
+
+
+def check_out_dir(cfg):
+    """Never replace finished work by accident: a checkpoint in out_dir is continued (--resume=True) or
+    replaced (--overwrite=True), and otherwise refused before anything is written."""
+    path = os.path.join(cfg.out_dir, "ckpt.pt")
+    if cfg.resume and not os.path.exists(path):
+        raise ConfigError(f"--resume=True, but there is no {path} to continue")
+    if os.path.exists(path) and not (cfg.resume or cfg.overwrite):
+        raise ConfigError(f"{cfg.out_dir} holds a checkpoint: --resume=True continues it, --overwrite=True "
+                          "replaces it")
 
 
 def load_checkpoint(path, device="cpu"):
@@ -148,16 +166,17 @@ def load_checkpoint(path, device="cpu"):
         raise CheckpointError(f"{path}: cannot move the model to {device} ({str(e).splitlines()[0][:200]})") from None
 
 
-def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=(), scaler=None):
+def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=(), scaler=None, made=None):
     """What ckpt.pt holds: the plain module's weights (never a compile/DDP wrapper's), the optimizer,
-    the shape, the full config, the tokenizer and the weights the run started from. No generator
-    state: data order, pause positions and dropout masks are functions of (seed, step, micro-batch)."""
+    the shape, the full config, the tokenizer, the weights the run started from, and `made`: the hashes
+    of the training code and data files it ran with, and its thread count. No generator state: data
+    order, pause positions and dropout masks are functions of (seed, step, micro-batch)."""
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "model_args": dataclasses.asdict(model.config), "config": dataclasses.asdict(cfg), "step": step,
             "val_loss": val_loss, "tokenizer": TOKENIZER_NAME, "pause_id": PAUSE_ID,
             "vocab_table": None if vocab.table is None else torch.from_numpy(vocab.table),
             "init_fingerprint": init_fp, "val_history": list(history),
-            "scaler": scaler.state_dict() if scaler is not None else {}}
+            "scaler": scaler.state_dict() if scaler is not None else {}, **(made or {})}
 
 
 def init_model(cfg, device):
@@ -167,7 +186,7 @@ def init_model(cfg, device):
     path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and os.path.exists(path):
         ckpt = read_checkpoint(path)
-        ignore = {"resume", "progress"}
+        ignore = {"resume", "progress", "overwrite"}
         saved = {k: v for k, v in ckpt["config"].items() if k not in ignore}
         wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
         if saved != wanted:
@@ -218,6 +237,7 @@ def train(cfg):
     grad_accum counts micro-batches per optimizer step over all processes, so the same config gives
     the same effective batch (batch_size * grad_accum sequences) on 1 or N processes."""
     check_config(cfg)
+    check_out_dir(cfg)  # before the processes meet in setup_distributed, so before rank 0 writes anything
     check_writable(cfg.out_dir)
     rank, world, device = setup_distributed(cfg)
     master = rank == 0  # only rank 0 logs and writes checkpoints
@@ -228,6 +248,9 @@ def train(cfg):
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (dropout is seeded per micro-batch)
     train_set, val_set = phase_data(cfg)
+    # what made this run, saved with it: the code, the bytes of its data files, its thread count
+    made = {"code": code_hashes(), "data": {p: file_hash(p) for p in data_files(cfg)},
+            "threads": torch.get_num_threads()}
     model, vocab, resumed, init_fp = init_model(cfg, device)
     block = model.config.block_size  # a checkpoint's own block_size wins over cfg's
     train_data, val_data = (make_batcher(cfg, d, vocab, block) for d in (train_set, val_set))
@@ -241,6 +264,10 @@ def train(cfg):
         history = [tuple(h) for h in resumed.get("val_history", [])]
         if resumed.get("scaler"):
             scaler.load_state_dict(resumed["scaler"])
+    if master and cfg.overwrite and not cfg.resume:  # everything checked: the replaced run's snapshots go
+        for name in os.listdir(cfg.out_dir):
+            if name.startswith("ckpt_") and name.endswith(".pt"):
+                os.remove(os.path.join(cfg.out_dir, name))
     raw_model = model  # checkpoints hold this module's weights, never a compile/DDP wrapper's
     model, ddp = wrap(model, cfg, device, world)
     accum = cfg.grad_accum // world  # micro-batches per process
@@ -268,7 +295,7 @@ def train(cfg):
                                     "the last good checkpoint")
             if master:
                 save_checkpoint(ckpt_path, checkpoint(raw_model, optimizer, cfg, it, val_loss, vocab, init_fp,
-                                                      history, scaler))
+                                                      history, scaler, made))
                 if it == cfg.snapshot_at:  # e.g. for eval.py's plateau check at 3/4 of the run
                     shutil.copyfile(ckpt_path, os.path.join(cfg.out_dir, f"ckpt_{it}.pt"))
             if plain_log:  # averages since the previous line

@@ -3,6 +3,7 @@ repository; the suite must fail on every one (a test that cannot fail guards not
 
   python tests/mutants.py            # every mutant: about 22 minutes on 2 cores
   python tests/mutants.py 3 17       # only these
+  python tests/mutants.py 3 17 tests/test_eval.py   # only these, against only these test files
 
 Prints one line per mutant: CAUGHT (with the first failing test), SURVIVED, or NOT-APPLIED when the
 line it changes no longer exists (update the list after editing that code). Exit code 1 if any
@@ -23,6 +24,8 @@ FIRST = ["tests/test_pause.py", "tests/test_data.py", "tests/test_downstream.py"
 # (file, line as it is, line with the bug, what the bug is). Two bugs tried and left out because no test
 # can catch them: `keys <` in pause_slots (the tie fallback restores the count) and a looser fit
 # check in answer (generate refuses the overflow anyway).
+DEFAULT_FIRST = list(FIRST)
+
 MUTANTS = [
     ("pause.py", "return out[:, :L]", "return out[:, -L:]", "insert_pauses trims the wrong end"),
     ("pause.py", "n = int(round(pause_frac * L))", "n = int(pause_frac * L)", "pause count floor"),
@@ -43,13 +46,13 @@ MUTANTS = [
     ("model.py", "pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)", "pos = torch.arange(0, T, dtype=torch.long, device=idx.device)", "cache positions restart"),
     ("pause.py", "fill = [pause_id if filler_id is None else filler_id] * n_pause", "fill = [pause_id] * n_pause", "filler ignored"),
     ("data.py", "return Batcher(vocab, tokens=tokens, block_size=block_size, pause_frac=cfg.pause_frac)", "return Batcher(vocab, tokens=tokens, block_size=block_size)", "training drops pause_frac"),
-    ("data.py", "n_pause=cfg.n_pause, placement=cfg.placement)", "n_pause=cfg.n_pause)", "training drops placement"),
+    ("data.py", "n_pause=n_pause, placement=cfg.placement)", "n_pause=n_pause)", "training drops placement"),
     ("train.py", "return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)", "return cfg.learning_rate * it / (cfg.warmup_iters + 1)", "lr 0 at step 0"),
-    ("train.py", "(loss / accum).backward()", "loss.backward()", "accumulation not averaged"),
+    ("train.py", "scaler.scale(loss / accum).backward()", "scaler.scale(loss).backward()", "accumulation not averaged"),
     ("data.py", 'return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "train", cfg.data_seed + 1)),', 'return (corpus_text(make_examples(cfg.task, cfg.n_pretrain, "test", cfg.data_seed + 1)),', "pretraining corpus from the test split"),
     ("train.py", "torch.manual_seed(int(rng.integers(2**63)))", "pass", "same dropout masks on every rank"),
     ("train.py", 'rng = np.random.default_rng([cfg.seed, it, rank * accum + micro])', 'rng = np.random.default_rng([cfg.seed, it, micro])', "ranks read the same data"),
-    ("eval.py", 'if same and saved["step"] == cfg.max_iters and saved.get("init_fingerprint") == init_fingerprint(cfg):', 'if same and saved["step"] == cfg.max_iters:', "stale finetune reused"),
+    ("eval.py", 'if saved.get("init_fingerprint") != init_fingerprint(cfg):', "if False:", "stale finetune reused"),
     ("eval.py", "max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1", "max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs)", "no room for end token"),
     ("eval.py", "res = score(model, vocab, cfg, examples, m_inf, ecfg.filler, cfg.placement, ecfg.progress, ecfg.mistakes)", "res = score(model, vocab, cfg, examples, m_inf, ecfg.filler, 'append', ecfg.progress, ecfg.mistakes)", "ckpt placement ignored"),
     ("pause.py", "y[-1] = -1  # the end token's prediction is not part of the choice", "pass", "choice scored with end token"),
@@ -74,6 +77,18 @@ MUTANTS = [
     ("model.py", "key = tuple((p.data_ptr(), p._version) for p in self.parameters())", "key = (self.lm_head.weight.data_ptr(), self.lm_head.weight._version)", "decoder copies follow only the head"),
     ("model.py", "if self.layers is None or self.model.training:", "if self.layers is None:", "decoder step drops dropout"),
     ("model.py", "_norm(x, block.ln_2), *fc", "_norm(x, block.ln_1), *fc", "decoder step reads the wrong LayerNorm"),
+    # reuse and overwriting: a run is reused only while what made it is unchanged, and kept unless replaced
+    ("eval.py", "changed = [name for name, h in code_hashes().items() if code.get(name) != h]", "changed = []", "reuse ignores the code"),
+    ("eval.py", "changed = [p for p in data_files(cfg) if data.get(p) != (file_hash(p) if os.path.exists(p) else None)]", "changed = []", "reuse ignores the data files"),
+    ("train.py", "if os.path.exists(path) and not (cfg.resume or cfg.overwrite):", "if False:", "a finished checkpoint overwritten"),
+    ("train.py", "if cfg.resume and not os.path.exists(path):", "if False:", "resume without a checkpoint starts over"),
+    ("eval.py", 'return dataclasses.replace(cfg, out_dir=os.path.join(ecfg.out_dir, f"seed{cfg.seed}", f"{name}-{digest}"))', 'return dataclasses.replace(cfg, out_dir=os.path.join(ecfg.out_dir, f"seed{cfg.seed}", name))', "one folder for every setting"),
+    ("eval.py", 'return "results_" + name if name else "results"', 'return "results"', "one results file for every setting"),
+    ("eval.py", "change = 100 * (accuracy(model, vocab, val, cfg.n_pause, placement=cfg.placement)", "change = 100 * (accuracy(model, vocab, val, cfg.n_pause)", "plateau ignores placement"),
+    ("data.py", "return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=n_pause, placement=cfg.placement)", "return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=cfg.n_pause, placement=cfg.placement)", "downstream ignores n_pause_min"),
+    ("common.py", "return float(x.mean() - half), float(x.mean() + half)", "return float(max(0.0, x.mean() - half)), float(min(1.0, x.mean() + half))", "intervals clipped"),
+    ("eval.py", "* ft.max_iters / base_steps", "", "matched control's compute counts positions only"),
+    ("train.py", "if master and cfg.overwrite and not cfg.resume:", "if master and cfg.overwrite:", "resume deletes snapshots"),
 ]
 
 
@@ -87,7 +102,7 @@ def run(i, path, old, new, what):
             return f"{i} NOT-APPLIED ({text.count(old)} matches) {what}", True
         open(os.path.join(repo, path), "w").write(text.replace(old, new))
         t = time.time()
-        for tests in (FIRST, ["tests"]):
+        for tests in (FIRST, ["tests"]) if FIRST == DEFAULT_FIRST else (FIRST,):
             r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], cwd=repo,
                                capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
             if r.returncode:
@@ -99,7 +114,11 @@ def run(i, path, old, new, what):
 
 
 if __name__ == "__main__":
-    only = {int(a) for a in sys.argv[1:]}
+    # python tests/mutants.py 3 17 tests/test_eval.py: only these mutants, against only these test files
+    only = {int(a) for a in sys.argv[1:] if a.isdigit()}
+    files = [a for a in sys.argv[1:] if not a.isdigit()]
+    if files:
+        FIRST[:] = files
     survived = 0
     for i, mutant in enumerate(MUTANTS):
         if not only or i in only:

@@ -205,6 +205,9 @@ def test_summary_rows_pair_deltas_by_seed_and_count_positions():
     base, pause = ev.summarize(per_seed, plateaus, EvalConfig(), pairs)
     assert pause["delta"] == pytest.approx(0.1) and pause["delta_ci95"] == pytest.approx((0.1, 0.1))
     assert base["positions"] == 8 and pause["positions"] == 16 and pause["flops_ratio"] == pytest.approx(2.0)
+    # finetuning compute: positions x steps over the baseline's; the default finetunes on keyparity (13
+    # positions per example: 11 prompt tokens, the answer and the end) with M_ft = n_pause = 10
+    assert base["train_ratio"] == 1 and pause["train_ratio"] == pytest.approx((13 + 10) / 13)
     assert base["plateau"] == [True, True] and pause["plateau"] == [False, False]
 
 
@@ -233,10 +236,15 @@ def test_default_set_hints_and_matched_control_and_workers_give_the_same_numbers
     assert [r["per_seed"] for r in here["rows"]] == [r["per_seed"] for r in there["rows"]]
     names = {r["variant"] for r in here["rows"]}
     assert names == {"StdPT_StdFT", "StdPT_PauseFT", "StdPT_HintFT", "StdPT_StdFT_matched"}
-    hinted = torch.load(tmp_path / "here/seed1337/ft_StdPT_HintFT_M3/ckpt.pt", weights_only=True)["config"]
-    matched = torch.load(tmp_path / "here/seed1337/ft_StdPT_StdFT_matched_M0/ckpt.pt", weights_only=True)["config"]
+    [hinted] = [torch.load(p, weights_only=True)["config"] for p in (tmp_path / "here/seed1337").glob("ft_StdPT_HintFT_M3-*/ckpt.pt")]
+    [matched] = [torch.load(p, weights_only=True)["config"]
+                 for p in (tmp_path / "here/seed1337").glob("ft_StdPT_StdFT_matched_M0-*/ckpt.pt")]
     assert hinted["hints"] and hinted["n_pause"] == 3 and not matched["hints"] and matched["n_pause"] == 0
     assert matched["max_iters"] == round(10 * ev.compute_ratio("keyparity", 3))  # 13 positions -> 16
+    at_m_ft = {r["variant"]: r for r in here["rows"] if r["M_inf"] == r["M_ft"]}
+    # the matched control runs the baseline's positions at inference, and 16 / 10 of its finetuning compute
+    assert at_m_ft["StdPT_StdFT_matched"]["flops_ratio"] == 1 and at_m_ft["StdPT_StdFT_matched"]["train_ratio"] == 1.6
+    assert at_m_ft["StdPT_PauseFT"]["train_ratio"] == pytest.approx(16 / 13)  # 3 pauses on 13 positions
     assert all(len(r["plateau"]) == 2 for r in here["rows"])
 
 

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,6 +135,10 @@ def bad_input_cases(tmp_path):
     (tmp_path / "data" / "train.bin").write_bytes(b"\x01" * 1001)  # odd size: truncated
     (tmp_path / "data" / "val.bin").write_bytes(b"\x01" * 1000)
     (tmp_path / "a_file").write_text("x")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    model = GPT(GPTConfig(block_size=8, vocab_size=16, n_layer=1, n_head=1, n_embd=8))
+    torch.save({"model": model.state_dict()}, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:300])
     return {
         "unknown key": (["--n_layr=2"], "unknown config key"),
         "wrong type": (["--max_iters=ten"], "needs a int"),
@@ -149,24 +154,85 @@ def bad_input_cases(tmp_path):
         "hints prepended": (["--phase=finetune", "--task=keyparity", "--n_pause=4", "--hints=True",
                              "--placement=prepend"], "hints need appended pauses"),
         "n_pause_min above n_pause": (["--phase=finetune", "--n_pause=4", "--n_pause_min=5"], "n_pause_min"),
+        "n_head does not divide n_embd": (["--n_head=3"], "n_head must divide n_embd"),
+        "eval_iters 0": (["--eval_iters=0"], "eval_iters"),
+        "negative max_iters": (["--max_iters=-5"], "max_iters must be >= 0"),
+        "zero batch": (["--batch_size=0"], "batch_size"),
+        "dropout 1": (["--dropout=1.0"], "dropout must be in [0, 1)"),
+        "unknown dtype": (["--dtype=fp8"], "dtype must be"),
+        "unknown device": (["--device=tpu"], "device must be"),
+        "zero-byte checkpoint": (["--phase=finetune", f"--init_from={tmp_path}/empty.pt"], "not a readable checkpoint"),
+        "truncated checkpoint": (["--phase=finetune", f"--init_from={tmp_path}/cut.pt"], "not a readable checkpoint"),
+        "not a checkpoint": (["--phase=finetune", f"--init_from={tmp_path}/a_file"], "not a readable checkpoint"),
+        "resume without a checkpoint": (["--resume=True", f"--out_dir={tmp_path}/empty_dir"], "no "),
+        "missing config file": ([f"{tmp_path}/none.py"], "config file not found"),
     }
 
 
 @pytest.mark.parametrize("case", [
     "unknown key", "wrong type", "negative n_pause", "absurd n_pause", "absurd pause_frac", "too long for block",
     "missing data file", "truncated data file", "missing checkpoint", "out folder not writable",
-    "hints on a task without", "hints prepended", "n_pause_min above n_pause"])
+    "hints on a task without", "hints prepended", "n_pause_min above n_pause", "n_head does not divide n_embd",
+    "eval_iters 0", "negative max_iters", "zero batch", "dropout 1", "unknown dtype", "unknown device",
+    "zero-byte checkpoint", "truncated checkpoint", "not a checkpoint", "resume without a checkpoint",
+    "missing config file"])
 def test_bad_input_one_line_exit_2_nothing_overwritten(case, tmp_path, capsys):
+    """train.py with --overwrite=True (allowed to replace the previous run) and a bad setting: the
+    previous run's checkpoint and snapshot are still there, untouched, and nothing else was written."""
     out = tmp_path / "run"
     out.mkdir()
     (out / "ckpt.pt").write_bytes(b"previous run")
+    (out / "ckpt_5.pt").write_bytes(b"its snapshot")
     args, match = bad_input_cases(tmp_path)[case]
-    argv = TINY + [f"--out_dir={out}"] + args
+    argv = TINY + [f"--out_dir={out}", "--overwrite=True"] + args
     assert train.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("train.py: ") and match in err and len(err.strip().splitlines()) == 1
     assert (out / "ckpt.pt").read_bytes() == b"previous run"  # nothing overwritten
-    assert sorted(os.listdir(out)) == ["ckpt.pt"]
+    assert (out / "ckpt_5.pt").read_bytes() == b"its snapshot"
+    assert sorted(os.listdir(out)) == ["ckpt.pt", "ckpt_5.pt"]
+    assert not (tmp_path / "empty_dir").exists()
+
+
+def other_bad_inputs(tmp_path):
+    """(script, argv, what the one line says) for eval.py, prepare.py and bench.py."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "odd").mkdir()
+    return {
+        "eval: unknown variant": ("eval.py", ["--variants=Foo"], "unknown variant"),
+        "eval: zero seeds": ("eval.py", ["--seeds=0"], "seeds and threads must be >= 1"),
+        "eval: unknown filler": ("eval.py", ["--filler=comma"], "filler must be"),
+        "eval: wrong type": ("eval.py", ["--seeds=two"], "needs a int"),
+        "eval: bad phase setting": ("eval.py", ["--n_pause=-2"], "n_pause must be"),
+        "eval: missing phase config": ("eval.py", [f"--finetune_config={tmp_path}/none.py"], "config file not found"),
+        "eval: unwritable out_dir": ("eval.py", [f"--out_dir={tmp_path}/a_file/sub"], "cannot write to out_dir"),
+        "eval: zero-byte --ckpt": ("eval.py", [f"--ckpt={tmp_path}/empty.pt"], "not a readable checkpoint"),
+        "eval: --ckpt not a checkpoint": ("eval.py", [f"--ckpt={tmp_path}/a_file"], "not a readable checkpoint"),
+        "eval: unknown device": ("eval.py", [f"--ckpt={tmp_path}/empty.pt", "--device=tpu"], "device must be"),
+        "prepare: missing input": ("prepare.py", [f"--input={tmp_path}/none", f"--out={tmp_path}/o"], "input not found"),
+        "prepare: no text files": ("prepare.py", [f"--input={tmp_path}/odd", f"--out={tmp_path}/o"], "no .txt files"),
+        "prepare: unknown corpus": ("prepare.py", ["--name=nosuch", f"--out={tmp_path}/o"], "unknown corpus"),
+        "prepare: unknown key": ("prepare.py", ["--inptu=x"], "unknown config key"),
+        "bench: unknown suite": ("bench.py", ["--suite=fast"], "suite must be one of"),
+        "bench: unknown key": ("bench.py", ["--n_layers=2"], "unknown config key"),
+        "bench: wrong type": ("bench.py", ["--repeats=many"], "needs a int"),
+    }
+
+
+@pytest.mark.parametrize("case", list(other_bad_inputs(Path("/unused"))))
+def test_other_scripts_bad_input_one_line_exit_2(case, tmp_path, capsys, monkeypatch):
+    """Each script's main() with a bad input: exit code 2, one line on stderr naming the script and
+    the problem, no traceback, and nothing written (the folder holds only what the test made)."""
+    import bench
+    import prepare
+    script, argv, match = other_bad_inputs(tmp_path)[case]
+    before = sorted(os.listdir(tmp_path))
+    monkeypatch.chdir(tmp_path)  # a default out_dir would land here
+    assert {"eval.py": ev.main, "prepare.py": prepare.main, "bench.py": bench.main}[script](argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{script}: ") and match in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_eval_missing_checkpoint_exit_2(tmp_path, capsys):

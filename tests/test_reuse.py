@@ -1,0 +1,190 @@
+"""Nothing stale, nothing overwritten: a finished run is reused only while everything that made it is
+unchanged (settings, code, data files, initial weights), and no command replaces finished work it was
+not told to replace."""
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+import common
+import data
+import eval as ev
+import train
+from common import read_checkpoint
+from eval import EvalConfig
+from tiny import TINY
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PT = ("task = 'keyparity'\nn_layer = 1\nn_head = 2\nn_embd = 16\nblock_size = 40\nbatch_size = 16\nmax_iters = 8\n"
+      "n_pretrain = 300\nn_val = 40\nn_test = 80\neval_iters = 2\n")
+FT = "task = 'keyparity'\nn_train = 200\nn_val = 40\nn_test = 80\nbatch_size = 16\nmax_iters = 8\neval_iters = 2\n"
+
+
+def test_training_code_is_what_train_imports():
+    """common.TRAINING_CODE, the files whose change retrains a run, is exactly the project's files that
+    train.py imports (directly or not)."""
+    code = ("import os, sys, train; files = [getattr(m, '__file__', None) or '' for m in list(sys.modules.values())]; "
+            f"print(sorted(os.path.basename(f) for f in files if os.path.isabs(f) and os.path.dirname(f) == {ROOT!r}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert eval(out) == sorted(common.TRAINING_CODE)
+
+
+def copy_of_repo(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".git", "out", "results", "__pycache__", "tests",
+                                                               "course", "*.md"))
+    (repo / "pt.py").write_text(PT)
+    (repo / "ft.py").write_text(FT)
+    return repo
+
+
+def comparison(repo, out_dir):
+    """A tiny comparison in the copy of the repo; (stdout, per-seed accuracies of every row)."""
+    p = subprocess.run([sys.executable, "eval.py", "--pretrain_config=pt.py", "--finetune_config=ft.py", "--seeds=1",
+                        "--n_pause=3", "--variants=StdPT_StdFT,StdPT_PauseFT", "--workers=1", "--progress=False",
+                        "--plot=False", f"--out_dir={out_dir}"], cwd=repo, capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    [results] = (repo / out_dir).glob("results*.json")  # named by the settings (results_name)
+    rows = json.load(open(results))["rows"]
+    return p.stdout, [(r["variant"], r["M_inf"], r["per_seed"]) for r in rows]
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+def test_editing_a_task_or_a_rule_retrains_and_the_numbers_follow_the_new_code(tmp_path):
+    repo = copy_of_repo(tmp_path)
+    first, before = comparison(repo, "out")
+    again, same = comparison(repo, "out")  # nothing changed: every run reused, the same numbers
+    assert again.count("reusing") == 3 and "training out" not in again and same == before
+    # a task: keyparity's answer counts the digits at or above the key
+    edit(repo / "tasks.py", 'return prompt, f" {int((xs > k).sum() % 2)}"', 'return prompt, f" {int((xs >= k).sum() % 2)}"')
+    out, after = comparison(repo, "out")
+    assert "reusing" not in out and out.count("tasks.py changed since it was trained") == 3
+    assert after == comparison(repo, "fresh")[1]  # exactly what a run from scratch of the new code gives
+    # a pause rule: the finetuning format also supervises the position before the last pause
+    edit(repo / "pause.py", "y[: len(prefix) + n_pause - 1] = -1", "y[: len(prefix) + n_pause - 2] = -1")
+    out, after_rule = comparison(repo, "out")
+    assert "reusing" not in out and out.count("pause.py changed since it was trained") == 3
+    assert after_rule == comparison(repo, "fresh2")[1]
+    # scoring code is not training code: an edit to eval.py reuses every run
+    edit(repo / "eval.py", '"""Exact match of the decoded', '"""Exact match (edited) of the decoded')
+    out, _ = comparison(repo, "out")
+    assert out.count("reusing") == 3
+
+
+def gsm8k_file(path, n, offset=0):
+    path.write_text("\n".join(json.dumps({"question": f"What is {i} plus {i}?", "answer": f"#### {2 * i + offset}"})
+                              for i in range(n)) + "\n")
+
+
+def test_a_changed_train_file_at_the_same_path_is_retrained(tmp_path, capsys):
+    gsm8k_file(tmp_path / "train.jsonl", 24)
+    cfg = common.parse_config(TINY + ["--phase=finetune", "--task=gsm8k", "--vocab=full", "--n_val=4",
+                                      "--block_size=48", "--max_iters=2", f"--train_file={tmp_path}/train.jsonl",
+                                      f"--out_dir={tmp_path}/ft"], train.Config)
+    assert ev.ensure_trained(cfg)[1] is False
+    assert ev.ensure_trained(cfg)[1] is True  # the same file: reused
+    gsm8k_file(tmp_path / "train.jsonl", 24, offset=1)  # other answers, same path
+    capsys.readouterr()
+    assert ev.ensure_trained(cfg)[1] is False
+    assert f"retraining {tmp_path}/ft: {tmp_path}/train.jsonl changed since it was trained" in capsys.readouterr().out
+    assert read_checkpoint(f"{tmp_path}/ft/ckpt.pt")["data"] == {f"{tmp_path}/train.jsonl": common.file_hash(
+        tmp_path / "train.jsonl")}
+
+
+def test_reuse_is_refused_when_only_n_pause_differs(tmp_path, capsys):
+    cfg = common.parse_config(TINY + ["--phase=finetune", "--task=keyparity", "--block_size=40", "--n_pause=3",
+                                      "--max_iters=2", f"--out_dir={tmp_path}/ft"], train.Config)
+    ev.ensure_trained(cfg)
+    assert ev.stale(cfg, f"{tmp_path}/ft/ckpt.pt") is None
+    assert ev.stale(dataclasses.replace(cfg, n_pause=4), f"{tmp_path}/ft/ckpt.pt") == "its settings differ (n_pause)"
+
+
+def test_train_refuses_an_out_dir_that_holds_a_checkpoint(tmp_path, capsys):
+    args = TINY + ["--max_iters=3", f"--out_dir={tmp_path}"]
+    assert train.main(args) == 0
+    finished = (tmp_path / "ckpt.pt").read_bytes()
+    capsys.readouterr()
+    assert train.main(args) == 2  # a second run in the same folder
+    err = capsys.readouterr().err
+    assert err == (f"train.py: {tmp_path} holds a checkpoint: --resume=True continues it, --overwrite=True "
+                   "replaces it\n")
+    assert (tmp_path / "ckpt.pt").read_bytes() == finished
+    assert train.main(args + ["--resume=True"]) == 0  # continued (it had finished: nothing to do)
+    assert (tmp_path / "ckpt.pt").read_bytes() == finished
+    assert train.main(args + ["--overwrite=True", "--max_iters=2"]) == 0  # replaced
+    assert read_checkpoint(f"{tmp_path}/ckpt.pt")["step"] == 2
+    capsys.readouterr()
+    assert train.main(TINY + ["--resume=True", f"--out_dir={tmp_path}/nothing"]) == 2
+    assert f"--resume=True, but there is no {tmp_path}/nothing/ckpt.pt to continue" in capsys.readouterr().err
+
+
+def test_switching_settings_back_and_forth_trains_each_once_and_keeps_both_results(tmp_path, capsys):
+    """n_pause changes the matched control's steps, pause_frac the PausePT model: each setting gets its
+    own folders and its own results file, so going back reuses everything and overwrites nothing."""
+    (tmp_path / "pt.py").write_text(PT)
+    (tmp_path / "ft.py").write_text(FT)
+    cfg = dict(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"), seeds=1,
+               variants="StdPT_StdFT_matched,PausePT_StdFT", workers=1, progress=False, plot=False,
+               out_dir=str(tmp_path / "out"), sweep=False)
+    first, second = EvalConfig(**cfg, n_pause=10, pause_frac=0.1), EvalConfig(**cfg, n_pause=4, pause_frac=0.2)
+    ev.compare(first)
+    first_md = tmp_path / "out" / (ev.results_name(first) + ".md")
+    first_results = first_md.read_text()
+    ev.compare(second)
+    assert (tmp_path / "out" / (ev.results_name(second) + ".md")).exists() and first_md.read_text() == first_results
+    capsys.readouterr()
+    ev.compare(EvalConfig(**cfg, n_pause=10, pause_frac=0.1))
+    out = capsys.readouterr().out
+    assert "training out" not in out and out.count("reusing") == 4  # 2 pretrains, 2 finetunes
+    folders = sorted(os.listdir(tmp_path / "out" / "seed1337"))
+    assert [f.split("-")[0] for f in folders] == ["ft_PausePT_StdFT_M0"] * 2 + ["ft_StdPT_StdFT_matched_M0"] * 2 + \
+        ["pt_pause"] * 2 + ["pt_std"]
+    # the first command's results, rewritten by its rerun: the same table (the first line is provenance)
+    assert first_md.read_text().split("\n", 1)[1].replace("0 of 4", "4 of 4") == first_results.split("\n", 1)[1]
+
+
+def test_results_name_follows_the_settings_that_change_the_numbers():
+    assert ev.results_name(EvalConfig()) == "results"
+    assert ev.results_name(EvalConfig(out_dir="x", progress=False, workers=2, plot=False)) == "results"
+    assert ev.results_name(EvalConfig(n_pause=4, seeds=2)) == "results_seeds=2,n_pause=4"
+    long = ev.results_name(EvalConfig(variants="all", pretrain_config="/a/very/long/path/" * 5 + "pt.py"))
+    assert long.startswith("results_pretrain_config=_a_very") and len(long) <= 8 + 60 + 9
+
+
+def test_plateau_check_scores_a_run_as_it_was_finetuned(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ev, "accuracy", lambda model, vocab, pairs, n, **kw: calls.append((n, kw)) or 0.5)
+    cfg = train.Config(phase="finetune", task="keyparity", n_val=10, n_pause=4, placement="prepend")
+    assert ev.plateaued(None, None, data.task_vocab("keyparity"), cfg) == (True, 0.0)
+    assert calls == [(4, {"placement": "prepend"})] * 2
+
+
+def test_mixed_pause_counts_apply_to_a_downstream_task(tmp_path):
+    gsm8k_file(tmp_path / "train.jsonl", 40)
+    cfg = common.parse_config(TINY + ["--phase=finetune", "--task=gsm8k", "--vocab=full", "--n_val=4",
+                                      "--block_size=48", "--n_pause=6", "--n_pause_min=2",
+                                      f"--train_file={tmp_path}/train.jsonl"], train.Config)
+    vocab = data.Vocab(None)
+    train_set, _ = data.phase_data(cfg)
+    x, _, _ = data.make_batcher(cfg, train_set, vocab, 48).get(32, np.random.default_rng(0))
+    counts = {int((row == vocab.pause_id).sum()) for row in x}
+    assert len(counts) > 2 and counts <= set(range(2, 7))
+
+
+def test_intervals_are_shown_as_computed():
+    row = common.seed_stats([0.99, 0.9, 1.0])  # mean 96.3, its t-interval reaches past 100
+    assert row["ci95"][1] > 1.0
+    table = ev.table_rows([{**row, "variant": "StdPT_HintFT", "M_ft": 10, "M_inf": 10, "filler": "pause",
+                            "placement": "append", "positions": 23.0, "flops_ratio": 1.77, "train_ratio": 1.77,
+                            "plateau": [True] * 3}])
+    assert f"{100 * row['ci95'][1]:.1f}]" in table and "100.0]" not in table
