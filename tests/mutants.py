@@ -5,9 +5,10 @@ repository; the suite must fail on every one (a test that cannot fail guards not
   python tests/mutants.py 3 17       # only these
   python tests/mutants.py 3 17 tests/test_eval.py   # only these, against only these test files
 
-Prints one line per mutant: CAUGHT (with the first failing test), SURVIVED, or NOT-APPLIED when the
-line it changes no longer exists (update the list after editing that code). Exit code 1 if any
-survived. Not run by pytest (a full sweep takes about 20 minutes); run it after changing a test."""
+Prints one line per mutant: CAUGHT (with the first failing test), SURVIVED, BROKEN (the suite did not
+run: a collection error, say), or NOT-APPLIED when the line it changes no longer exists (update the list
+after editing that code). Exit code 1 if any survived or broke. Not run by pytest (a full sweep takes
+about 20 minutes); run it after changing a test."""
 import os
 import shutil
 import subprocess
@@ -110,6 +111,8 @@ def run(i, path, old, new, what):
         failed = [line.split(" - ")[0] for line in r.stdout.splitlines() if line.startswith("FAILED")]
         if r.returncode == 0:
             return f"{i} SURVIVED {what} ({time.time() - t:.0f}s)", False
+        if not failed:  # the suite did not run (a collection error, say): that catches nothing
+            return f"{i} BROKEN {what} (exit {r.returncode}; no test failed)", False
         return f"{i} CAUGHT {what} ({time.time() - t:.0f}s) {failed[0] if failed else 'exit ' + str(r.returncode)}", True
 
 

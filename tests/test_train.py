@@ -45,7 +45,7 @@ def test_cli_bad_input_exits_2_with_one_line(arg, tmp_path):
 def test_training_lowers_loss_and_checkpoint_round_trips(tmp_path):
     base = parse_config(TINY + [f"--out_dir={tmp_path}/pt", "--pause_frac=0.1"])
     before = train.train(dataclasses.replace(base, max_iters=0))["val_loss"]
-    out = train.train(dataclasses.replace(base, max_iters=60))
+    out = train.train(dataclasses.replace(base, max_iters=60, overwrite=True))
     assert out["val_loss"] < before - 0.5
     model, vocab, ckpt = load_checkpoint(out["ckpt"])
     assert ckpt["step"] == 60 and ckpt["config"]["pause_frac"] == 0.1 and ckpt["val_loss"] == out["val_loss"]
@@ -53,7 +53,7 @@ def test_training_lowers_loss_and_checkpoint_round_trips(tmp_path):
     ft = parse_config(TINY + ["--phase=finetune", f"--init_from={out['ckpt']}", "--n_pause=3",
                               f"--out_dir={tmp_path}/ft", "--learning_rate=3e-3"])
     ft0 = train.train(dataclasses.replace(ft, max_iters=0))["val_loss"]
-    ft1 = train.train(dataclasses.replace(ft, max_iters=40))
+    ft1 = train.train(dataclasses.replace(ft, max_iters=40, overwrite=True))
     assert ft1["val_loss"] < ft0
     _, ft_vocab, _ = load_checkpoint(ft1["ckpt"])
     assert (ft_vocab.table == vocab.table).all()
@@ -87,7 +87,7 @@ def test_pretrain_from_token_files(tmp_path):
     cfg = parse_config(TINY + ["--vocab=full", f"--data_dir={tmp_path}", f"--out_dir={tmp_path}/o",
                                "--pause_frac=0.1", "--learning_rate=3e-3"])
     before = train.train(dataclasses.replace(cfg, max_iters=0))["val_loss"]
-    after = train.train(dataclasses.replace(cfg, max_iters=30))["val_loss"]
+    after = train.train(dataclasses.replace(cfg, max_iters=30, overwrite=True))["val_loss"]
     assert after < before - 1.0  # ~ln(50304) down towards ln(50)
     with pytest.raises(ConfigError, match="needs phase='pretrain' and vocab='full'"):
         train.check_config(dataclasses.replace(cfg, vocab="compact"))
