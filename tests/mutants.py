@@ -90,6 +90,25 @@ MUTANTS = [
     ("common.py", "return float(x.mean() - half), float(x.mean() + half)", "return float(max(0.0, x.mean() - half)), float(min(1.0, x.mean() + half))", "intervals clipped"),
     ("eval.py", "* ft.max_iters / base_steps", "", "matched control's compute counts positions only"),
     ("train.py", "if master and cfg.overwrite and not cfg.resume:", "if master and cfg.overwrite:", "resume deletes snapshots"),
+    # places an audit found unpinned
+    ("train.py", "            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)\n        scaler.step(optimizer)", "            pass\n        scaler.step(optimizer)\n        if cfg.grad_clip > 0: torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)", "gradients clipped after the optimizer step"),
+    ("train.py", "return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)", "return cfg.learning_rate * (it + 1) / cfg.warmup_iters", "warm-up reaches the peak lr a step early"),
+    ("train.py", "rng = np.random.default_rng([cfg.seed, it, rank * accum + micro])", "rng = np.random.default_rng([cfg.seed, it, rank + micro])", "micro-batch keys collide across ranks"),
+    ("train.py", 'return model, vocab, ckpt, ckpt.get("init_fingerprint")', "return model, vocab, ckpt, None", "resumed run drops its init fingerprint"),
+    ("common.py", "initializer=torch.set_num_threads, initargs=(threads,)) as pool:", ") as pool:", "workers keep their default thread count"),
+    ("common.py", "torch.set_num_threads(threads)", "torch.set_num_threads(default)", "in-process jobs ignore their thread count"),
+    ("model.py", "if ban_ids:", "if ban_ids and not greedy:", "greedy decoding without the Decoder ignores the ban"),
+    ("model.py", "decoder = cache.decoder if use_cache and greedy else None", "decoder = cache.decoder if use_cache else None", "sampling on CPU silently greedy"),
+    ("model.py", "return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)", "return torch.multinomial(F.softmax(logits, dim=-1), 1)", "sampling ignores its generator"),
+    ("model.py", "near = approx >= top.float() - 2 * self.bound * h.norm(dim=1, keepdim=True)", "near = approx >= top.float() - 1 * self.bound * h.norm(dim=1, keepdim=True)", "int8 argmax window of one bound"),
+    ("downstream.py", "return float(prediction.strip() == answers[0])", "return float(prediction.strip().split(\" \")[0] == answers[0])", "lambada scores the first word only"),
+    ("downstream.py", "norm.append(int(np.argmax(scores / np.array([len(c) for c in e[\"choices\"]]))) == e[\"label\"])", "norm.append(int(np.argmax(scores / np.array([len(c) for c in choices]))) == e[\"label\"])", "length normalisation per token"),
+    ("downstream.py", "return prefix[-room:]", "return prefix[:room]", "long prompts cut at the end"),
+    ("data.py", "pairs = [(downstream.fit_prefix(p, block_size - cfg.n_pause - len(t)), t) for p, t in pairs]", "pairs = [(p[:block_size - cfg.n_pause - len(t)], t) for p, t in pairs]", "long finetuning prompts cut at the end"),
+    ("downstream.py", "prompts = [fit_prefix(p, room) for p in", "prompts = [p[:room] for p in", "long prompts cut at the end when answering"),
+    ("course/check_kit.py", "wrong = [t for t, msg in res.items() if msg is None or stub not in msg]", "wrong = [t for t, msg in res.items() if msg is None]", "kit accepts a graded test failing for any reason"),
+    ("course/check_kit.py", 'stub = f"NotImplementedError: {assignment}: see course/{assignment}.md"', 'stub = "NotImplementedError"', "kit accepts another assignment's stub"),
+    ("study.py", 'n_pause_min=m // 2 if arm.startswith("mixed") else -1', 'n_pause_min=m // 2 if arm == "mixed" else -1', "mixed_plain does not mix"),
 ]
 
 

@@ -52,3 +52,24 @@ def test_kit_fast_form():
     check_kit.check(fast=True, log=lines.append)
     assert [line[:3] for line in lines if line.startswith("A")] == ["A1:", "A2:", "A3:", "A4:", "A5:", "A6:"]
     assert sum("(f) caught" in line for line in lines) == 5
+
+
+def test_stub_check_refuses_a_graded_test_that_fails_for_another_reason(monkeypatch):
+    """check_kit's (b): a graded test of a blanked handout must fail *because of that assignment's stub*.
+    One that fails on an ImportError, an AssertionError or another assignment's stub would pass the
+    kit while telling a student nothing about their code. Failure messages crafted as pytest's JUnit
+    XML gives them (message, newline, traceback)."""
+    ok = "NotImplementedError: A2: see course/A2.md\nE   NotImplementedError: A2: see course/A2.md"
+    monkeypatch.setattr(check_kit, "collect", lambda folder: {"tests/test_x.py::a", "tests/test_x.py::b"})
+
+    def graded(results):
+        monkeypatch.setattr(check_kit, "pytest", lambda folder, *args: results)
+        return check_kit.check_graded_fail_with_the_stub("A2", "handout", None)
+
+    assert graded({"t::a": ok, "t::b": ok}) == ["t::a", "t::b"]
+    for other in ["ImportError: cannot import name 'lm_targets' from 'pause'\nE   ImportError: cannot import",
+                  "AssertionError: assert [1, 2] == [1, 3]\nE   AssertionError",
+                  "NotImplementedError: A1: see course/A1.md\nE   NotImplementedError: A1: see course/A1.md",
+                  None]:  # None: the test passed
+        with pytest.raises(make_handout.KitError, match=r"A2: graded tests that do not fail with the stub: \['t::b'\]"):
+            graded({"t::a": ok, "t::b": other})

@@ -161,3 +161,80 @@ def test_webquestions_answers_keep_their_parentheses(tmp_path):
     ex = d.load("web_questions", tmp_path / "wq.json")
     assert ex[0]["answers"] == ["Sonic the Hedgehog (2006)", "Sonic", 'say "hi"']
     assert ex[0]["target"] == " Sonic the Hedgehog (2006)"
+
+
+# --- through the scoring path: answers decoded and scored, choices ranked, long prompts cut -----------
+
+
+def scripted(next_of):
+    """A full-vocab model whose next token is next_of[last token] (tests/tiny.py's Successor)."""
+    from data import Vocab
+    from tiny import Successor
+    vocab = Vocab(None)
+    return Successor({vocab.encode(a)[0]: vocab.encode(b)[0] if b else vocab.eot_id for a, b in next_of.items()},
+                     vocab_size=vocab.size), vocab
+
+
+def test_lambada_scores_zero_for_the_right_word_followed_by_more_words():
+    """LAMBADA asks for the one target word: a prediction that starts with it and goes on is wrong."""
+    item = [{"answers": ["friend"]}]
+    for wrong in [" friend and then", "friend friend", " friend ."]:
+        assert d.score("lambada", [wrong], item) == 0.0, wrong
+    # and through evaluate: the model's greedy answer, decoded, scored
+    examples = [{"prefix": "he saw his old", "target": " friend", "answers": ["friend"]}]
+    model, vocab = scripted({" old": " friend", " friend": " and", " and": ""})  # answers " friend and"
+    assert d.evaluate(model, vocab, "lambada", examples, 0, 4)["score"] == 0.0
+    model, vocab = scripted({" old": " friend", " friend": ""})  # answers " friend", then ends
+    assert d.evaluate(model, vocab, "lambada", examples, 0, 4)["score"] == 1.0
+
+
+def test_length_normalisation_divides_by_characters_not_tokens(monkeypatch):
+    """acc_norm divides a choice's log-likelihood by its length in characters. Here characters and tokens
+    disagree: " a b c d" is 8 characters in 4 tokens, " understanding" 14 characters in 1 token. Per
+    character the second wins (-5/14 > -4/8); per token the first would (-4/4 > -5/1)."""
+    from data import Vocab
+    from model import GPT, GPTConfig
+    vocab = Vocab(None)
+    assert [len(vocab.encode(c)) for c in (" a b c d", " understanding")] == [4, 1]
+    model = GPT(GPTConfig(block_size=64, vocab_size=vocab.size, n_layer=1, n_head=1, n_embd=8)).eval()
+    fixed = {" a b c d": -4.0, " understanding": -5.0}
+    monkeypatch.setattr(d, "choice_logprob", lambda m, p, c, *a: fixed[vocab.decode(c)])
+    examples = [{"prefix": "Q", "choices": [" a b c d", " understanding"], "label": 1, "answers": [" understanding"]}]
+    for task in ("hellaswag", "piqa"):
+        res = d.evaluate(model, vocab, task, examples, 2, 8)
+        assert res["score"] == 1.0 and res["also"] == {"ranking accuracy (raw sum)": 0.0}
+
+
+def test_long_prompts_lose_their_start_and_keep_the_question():
+    """A prompt longer than the model's room is cut from the left: the question and "Answer:" at its end
+    must reach the model. The scripted model answers " 7" only after "Answer:"'s last token."""
+    assert d.fit_prefix([1, 2, 3, 4, 5, 6], 4) == [3, 4, 5, 6]
+    prefix = "Question: " + "and then " * 40 + "how many?\nAnswer:"
+    examples = [{"prefix": prefix, "target": " 7", "answers": ["7"]}]
+    model, vocab = scripted({":": " 7", " 7": ""})
+    assert len(vocab.encode(prefix)) > model.config.block_size  # it must be cut
+    assert d.evaluate(model, vocab, "gsm8k", examples, 0, 4)["score"] == 1.0
+
+
+def test_long_finetuning_prompts_lose_their_start_and_keep_the_question(tmp_path):
+    """The same rule in the finetuning batches of a real task's file: each row holds the last tokens of
+    its prompt (ending in "Answer:"), then the pauses and the target, within block_size."""
+    import numpy as np
+    import data
+    from common import parse_config
+    from tiny import TINY
+    from train import Config
+    rows = [{"question": f"{i} and then " + "more and more " * 30 + "how many?", "answer": f"#### {i}"} for i in range(3)]
+    (tmp_path / "g.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = parse_config(TINY + ["--phase=finetune", "--task=gsm8k", f"--train_file={tmp_path / 'g.jsonl'}",
+                               "--n_val=1", "--n_pause=3", "--block_size=48"], Config)
+    train_set, _ = data.phase_data(cfg)
+    vocab = data.Vocab(None)
+    x, y, _ = data.make_batcher(cfg, train_set, vocab, 48).get(8, np.random.default_rng(0))
+    for xr, yr in zip(x, y):
+        first = int(np.flatnonzero(yr != -1)[0])  # the last pause predicts the first target token
+        prompt = xr[:first - 2]  # before the three pauses
+        assert (xr[first - 2:first + 1] == vocab.pause_id).all()
+        full = [vocab.encode(p) for p, _ in train_set]
+        assert any(len(f) > len(prompt) and list(f[-len(prompt):]) == list(prompt) for f in full)  # its end
+        assert vocab.decode(prompt).endswith("how many?\nAnswer:")

@@ -189,3 +189,46 @@ def test_full_vocab_greedy_decoding_equals_recompute():
     fast = model.generate(idx, 20, ban_ids=(50257,))
     assert torch.equal(fast, model.generate(idx, 20, ban_ids=(50257,), use_cache=False))
     assert torch.equal(fast[:1], model.generate(idx[:1], 20, ban_ids=(50257,)))  # one row alone: the same
+
+
+def test_seeded_sampling_on_cpu_samples():
+    """greedy=False draws from softmax(logits) with the generator it is given: on a near-flat
+    distribution (a freshly initialised model) two seeds give different tokens, one seed gives the same
+    tokens twice, and neither is the greedy answer (sampling must not fall into the greedy CPU path)."""
+    model = tiny(8)
+    idx = torch.randint(0, V, (4, 4))
+    draw = lambda seed: model.generate(idx, 20, greedy=False, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    a, b = draw(0), draw(1)
+    assert torch.equal(a, draw(0))
+    assert not torch.equal(a, b)
+    greedy = model.generate(idx, 20)
+    assert not torch.equal(a, greedy) and not torch.equal(b, greedy)
+    assert len(set(a[:, 4:].flatten().tolist())) > 3  # many different tokens: it samples
+
+
+def test_int8_argmax_rescores_a_candidate_up_to_two_bounds_below_the_top():
+    """Decoder.argmax rescores every token whose int8 logit is within 2 bounds of the largest: the int8
+    error can lower the best token's logit by one bound and raise another's by one, so the true best can
+    sit almost two bounds below the int8 top. Built here: rows `best` and `other` share an outlier
+    weight (so that each of their small weights rounds to the grid point next to it) and residuals of
+    opposite signs along h; `other` is ahead in int8 by between one and two bounds, `best` ahead in fp32."""
+    from model import GPT, GPTConfig, Decoder
+    V, C = 256, 64
+    model = GPT(GPTConfig(block_size=8, vocab_size=V, n_layer=1, n_head=1, n_embd=C))
+    w = model.lm_head.weight.detach()
+    w.copy_(torch.zeros(V, C))
+    w[:, 1:] = -1 / 64  # every other row: far below (exactly on its int8 grid)
+    best, other, delta = 5, 9, 0.0077  # int8 step of the two rows: (127/64) / 127 = 1/64; delta < 1/128
+    w[best] = delta  # rounds to 0 after the outlier's scale: residual +delta on every small weight
+    w[other] = -delta
+    w[other, 1:56] += 1 / 64  # on the grid: int8 keeps 1/64 here; residual -delta everywhere
+    w[[best, other], 0] = 127 / 64  # the outlier: the rows' scale
+    h = torch.zeros(1, C)
+    h[0, 1:] = 1.0  # along the residuals
+    head = Decoder(model, int8=True)
+    approx, exact = head._approx(h).float()[0], (h @ head.wt)[0]
+    bound = head.bound * float(h.norm())
+    assert bound < approx[other] - approx[best] < 2 * bound  # int8 puts `other` ahead by 1 to 2 bounds
+    assert int(approx.argmax()) == other and int(exact.argmax()) == best  # and fp32 puts `best` ahead
+    assert head.argmax(h).tolist() == [[best]]
+    assert head.argmax(h, ban_ids=[best]).tolist() == [[other]]

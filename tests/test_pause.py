@@ -282,9 +282,11 @@ def test_answer_never_produces_padding_ids_of_the_full_vocab():
     vocab = Vocab(None)
     padding = 50300  # a row of the padded 50304-wide head that is no token
     assert padding in vocab.unused_ids and 50257 not in vocab.unused_ids and 50256 not in vocab.unused_ids
-    model = Successor({1: padding, 2: padding}, vocab_size=vocab.size)
+    # after the pauses (and after anything) the scripted model's top choice is the padding id: only the
+    # ban keeps it out, and the next best (every other logit ties at 0) is id 0
+    model = Successor({t: padding for t in (1, 2, 0, vocab.pause_id)}, vocab_size=vocab.size)
     out = answer(model, [[1, 2]], 2, vocab.pause_id, vocab.eot_id, max_new_tokens=3, ban_ids=vocab.unused_ids)[0]
-    assert len(out) == 3 and all(t < vocab.pause_id for t in out)
+    assert out == [0, 0, 0]
     vocab.decode(out)  # decodable: a padding id would raise KeyError here
     assert Vocab.compact([1, 2, 3]).unused_ids == ()  # a compact vocab has no padding rows
 
@@ -397,3 +399,24 @@ def test_mixed_pause_counts_through_the_training_batches():
     batcher = data.make_batcher(cfg, train_set, vocab, 32)
     counts = (batcher.X == vocab.pause_id).sum(1)
     assert counts.min() == 4 and counts.max() == 8 and set(np.unique(counts)) == set(range(4, 9))
+
+
+def test_greedy_decoding_outside_the_fast_path_never_emits_a_banned_id():
+    """The ban must hold where greedy decoding does not go through the Decoder: recomputing the context
+    (use_cache=False), and a model with no Decoder (decoder() is None, as on a GPU). Here the banned id
+    has the highest logit at every step, so an unbanned argmax would pick it."""
+    model = tiny()
+    force_pause_argmax(model)
+    idx = torch.randint(0, 10, (4, 5))
+    assert model.generate(idx, 6, use_cache=False)[:, 5:].eq(PAUSE).all()  # unbanned: only pauses
+    out = model.generate(idx, 6, use_cache=False, ban_ids=(PAUSE,))
+    assert not out[:, 5:].eq(PAUSE).any()
+    assert torch.equal(out, model.generate(idx, 6, ban_ids=(PAUSE,)))  # what the fast path gives
+    vocab = Vocab(None)
+    P, padding = vocab.pause_id, 50300  # the pause, and a padding row of the full vocab (in vocab.unused_ids)
+    script = Successor({1: P, 2: padding, P: P, 0: padding}, vocab_size=vocab.size)
+    assert script.generate(torch.tensor([[1], [2]]), 3)[:, 1].tolist() == [P, padding]  # unbanned: their argmax
+    out = script.generate(torch.tensor([[1], [2]]), 3, ban_ids=(P, padding))[:, 1:]
+    assert not (out == P).any() and not (out == padding).any()
+    got = answer(script, [[1, 2]], 2, P, vocab.eot_id, max_new_tokens=3, ban_ids=vocab.unused_ids)[0]
+    assert len(got) == 3 and P not in got and padding not in got  # after the pauses: the pause, then padding

@@ -45,3 +45,25 @@ def test_study_bad_key_exit_2(capsys):
     assert "unknown config key 'taks'" in capsys.readouterr().err
     assert study.main(["--arms=plain,nope"]) == 2
     assert "unknown arm 'nope'" in capsys.readouterr().err
+
+
+def test_mixed_plain_arm_mixes_the_number_of_pauses(tmp_path):
+    """The mixed_plain arm: plain pauses (no hints), each example finetuned with its own M_ft in
+    [M/2, M]. Its checkpoint's config says so, and the batches that config builds (data.make_batcher,
+    what train() uses) hold rows with different numbers of pauses."""
+    import numpy as np
+
+    import data
+    from train import Config
+    out = tmp_path / "s"
+    assert study.main(["--tasks=keyparity", "--layers=1", "--widths=16", "--arms=mixed_plain", "--pauses=0,6",
+                       "--seeds=1", "--max_iters=2", "--n_train=200", "--n_test=20", f"--out={out}",
+                       f"--work_dir={tmp_path}/w", "--plot=False", "--workers=1"]) == 0
+    assert [(c["arm"], c["M"]) for c in json.load(open(f"{out}.json"))["cells"]] == [("mixed_plain", 6)]
+    saved = torch.load(f"{tmp_path}/w/keyparity_L1_W16_mixed_plain_M6_s1337/ckpt.pt", weights_only=True)["config"]
+    assert (saved["n_pause"], saved["n_pause_min"], saved["hints"], saved["input_hints"]) == (6, 3, False, False)
+    cfg = Config(**saved)
+    train_set, _ = data.phase_data(cfg)
+    vocab = data.task_vocab(cfg.task)
+    counts = (data.make_batcher(cfg, train_set, vocab, cfg.block_size).X == vocab.pause_id).sum(1)
+    assert set(np.unique(counts)) == {3, 4, 5, 6}

@@ -1,6 +1,7 @@
 """train.py: the lr schedule, that training lowers the loss, checkpoints, token files, DDP, logs."""
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 
@@ -197,3 +198,101 @@ def test_snapshot_keeps_the_model_of_that_step(tmp_path):
     assert snap["step"] == 7 and [s for s, _ in out["val_history"]] == [0, 5, 7, 10]
     final = torch.load(out["ckpt"], weights_only=True)
     assert not torch.equal(snap["model"]["lm_head.weight"], final["model"]["lm_head.weight"])
+
+
+# --- the audit's places: each test fails with the one-line bug tests/mutants.py names for it ------------
+
+
+def initial_weights(ckpt):
+    """The weights train() starts a scratch run of that checkpoint's shape from (it seeds with cfg.seed)."""
+    torch.manual_seed(1337)
+    return GPT(GPTConfig(**torch.load(ckpt, weights_only=True)["model_args"])).state_dict()
+
+
+def test_grad_clip_bounds_each_step_before_the_optimizer_takes_it(tmp_path):
+    """Clipping must act on the gradients the optimizer steps with. AdamW's step is
+    lr * m / (sqrt(v) + eps) with m a running mean of gradients, so with every gradient clipped to a
+    norm of 1e-12 a weight moves by at most sum(lr) * 1e-12 / eps over the run (weight decay off, as it
+    moves weights without gradients). Clipping after the step would clip gradients that are then thrown
+    away: the weights would move as far as without clipping (about lr per step)."""
+    args = TINY + ["--max_iters=3", "--weight_decay=0"]
+    clipped = train.train(parse_config(args + ["--grad_clip=1e-12", f"--out_dir={tmp_path}/clip"]))
+    free = train.train(parse_config(args + ["--grad_clip=0", f"--out_dir={tmp_path}/free"]))
+    cfg = parse_config(args)
+    bound = sum(get_lr(i, cfg) for i in range(3)) * 1e-12 / 1e-8  # AdamW's default eps
+    init = initial_weights(clipped["ckpt"])
+    moved = lambda out: max(float((w - init[k]).abs().max())  # noqa: E731
+                            for k, w in torch.load(out["ckpt"], weights_only=True)["model"].items())
+    assert moved(clipped) <= bound
+    assert moved(free) > 1000 * bound  # without clipping the same run moves the weights far more
+
+
+def test_warmup_lr_at_its_first_and_last_steps(tmp_path):
+    """Linear warm-up over W steps: step 0 takes lr / (W + 1), step W - 1 takes lr * W / (W + 1), then
+    the cosine starts at lr at step W. Checked on get_lr and on the lr the training loop gave the optimizer
+    (a checkpoint at step s holds the optimizer as step s - 1 left it)."""
+    cfg = Config(learning_rate=1e-3, min_lr=1e-4, warmup_iters=10, max_iters=100)
+    assert get_lr(0, cfg) == pytest.approx(1e-3 / 11, rel=1e-12)
+    assert get_lr(9, cfg) == pytest.approx(1e-3 * 10 / 11, rel=1e-12)
+    assert get_lr(10, cfg) == pytest.approx(1e-3, rel=1e-12)
+    run = parse_config(TINY + ["--max_iters=3", "--warmup_iters=3", "--learning_rate=4e-3", "--eval_interval=1",
+                               "--snapshot_at=1", f"--out_dir={tmp_path}"])
+    train.train(run)
+    lr_after = lambda name: torch.load(tmp_path / name, weights_only=True)["optimizer"]["param_groups"][0]["lr"]  # noqa: E731
+    assert lr_after("ckpt_1.pt") == pytest.approx(4e-3 * 1 / 4, rel=1e-12)  # step 0
+    assert lr_after("ckpt.pt") == pytest.approx(4e-3 * 3 / 4, rel=1e-12)  # step 2, the last of the warm-up
+
+
+def test_ddp_two_processes_with_two_micro_batches_each_equal_one_process_with_four(tmp_path):
+    """grad_accum=4 on 2 processes: 2 micro-batches per process, and together they must read the 4
+    batches (and draw the 4 dropout masks) one process reads with grad_accum=4. A key that collides
+    across ranks (rank 0's second micro-batch = rank 1's first) gives other weights."""
+    args = TINY + ["--max_iters=3", "--grad_accum=4", "--eval_interval=100", "--pause_frac=0.1", "--dropout=0.2",
+                   "--device=cpu"]
+    root = train.__file__.rsplit("/", 1)[0]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "train.py", *args, f"--out_dir={tmp_path}/ddp"], cwd=root, capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    single = train.train(parse_config(args + [f"--out_dir={tmp_path}/one"]))
+    a = torch.load(f"{tmp_path}/ddp/ckpt.pt", weights_only=True)["model"]
+    b = torch.load(single["ckpt"], weights_only=True)["model"]
+    for k in b:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    init = initial_weights(single["ckpt"])
+    assert all(not torch.allclose(b[k], init[k]) for k in b if k.endswith("c_attn.weight"))  # it trained
+
+
+def test_resumed_finetune_keeps_the_fingerprint_of_its_start(tmp_path):
+    """A finetune stopped after its step-3 checkpoint (that checkpoint put back as ckpt.pt) and resumed
+    with --resume=True must still record the weights it started from (eval.py reuses a finetune only if
+    they match the pretrained checkpoint's), and end where the uninterrupted run ended."""
+    from common import fingerprint, read_checkpoint
+    pt = train.train(parse_config(TINY + ["--max_iters=3", f"--out_dir={tmp_path}/pt"]))["ckpt"]
+    ft = parse_config(TINY + ["--phase=finetune", f"--init_from={pt}", "--n_pause=2", "--max_iters=6",
+                              "--eval_interval=3", "--snapshot_at=3", f"--out_dir={tmp_path}/ft"])
+    path = train.train(ft)["ckpt"]
+    whole = read_checkpoint(path)
+    start = fingerprint(read_checkpoint(pt)["model"])
+    assert whole["init_fingerprint"] == start
+    shutil.copyfile(tmp_path / "ft" / "ckpt_3.pt", path)  # as if killed between steps 3 and 6
+    assert read_checkpoint(path)["step"] == 3
+    train.train(dataclasses.replace(ft, resume=True))
+    resumed = read_checkpoint(path)
+    assert resumed["step"] == 6 and resumed["init_fingerprint"] == start
+    assert all(torch.equal(resumed["model"][k], whole["model"][k]) for k in whole["model"])
+
+
+def threads_in_job(_):
+    return torch.get_num_threads()  # module level: a spawned worker imports it by name
+
+
+def test_map_jobs_runs_each_job_with_the_threads_it_was_given():
+    """common.map_jobs(fn, jobs, workers, threads): every job sees `threads` torch threads, in spawned
+    workers (workers=2) as in this process (workers=1, which then gets its own count back). 7 threads
+    is no 2-core machine's default, so a job left at the default count shows up."""
+    before = torch.get_num_threads()
+    assert common.map_jobs(threads_in_job, [(0,), (1,), (2,)], 1, 7) == [7, 7, 7]
+    assert torch.get_num_threads() == before
+    assert common.map_jobs(threads_in_job, [(0,), (1,), (2,)], 2, 7) == [7, 7, 7]
