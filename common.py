@@ -285,7 +285,7 @@ def check_writable(folder):
 # --- provenance: what every result file is stamped with ---------------------------------------------
 
 
-# settings that change the bits of CPU results (python bench.py --suite=repro), recorded when set
+# settings that change the bits of CPU results (python bench/repro.py), recorded when set
 KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS")
 
 

@@ -23,6 +23,7 @@ from collections import Counter
 
 import numpy as np
 
+from decode import fast
 from pause import answer, choice_logprob
 
 # --- metrics ---------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def evaluate(model, vocab, task, examples, m_inf, max_answer_tokens, progress=Fa
                 "also": {"ranking accuracy (raw sum)": acc}}
     room = model.config.block_size - m_inf - max_answer_tokens + 1
     prompts = [fit_prefix(p, room) for p in vocab.encode_batch([e["prefix"] for e in examples])]
-    outs = answer(model, prompts, m_inf, vocab.pause_id, vocab.eot_id, max_answer_tokens, progress=progress,
+    outs = answer(fast(model), prompts, m_inf, vocab.pause_id, vocab.eot_id, max_answer_tokens, progress=progress,
                   filler_id=vocab.dot_id if filler == "dot" else None, placement=placement,
                   ban_ids=vocab.unused_ids)
     return {"score": score(task, [vocab.decode(o) for o in outs], examples), "metric": METRICS[task].__name__}

@@ -33,6 +33,7 @@ import downstream
 from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, map_jobs, parse_config,
                     pick_device, read_checkpoint, run_cli, seed_stats, write_results)
 from data import data_files, get_encoding
+from decode import fast
 from model import GPT
 from pause import answer
 from tasks import make_examples
@@ -341,7 +342,7 @@ def accuracy(model, vocab, pairs, n_inf, progress=False, filler="pause", placeme
     # text never did (it then simply cannot be produced)
     max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1  # + the end token
     prompts = vocab.encode_batch([p for p, _ in pairs])
-    outs = answer(model, prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress,
+    outs = answer(fast(model), prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress,
                   filler_id=vocab.dot_id if filler == "dot" else None, placement=placement,
                   ban_ids=vocab.unused_ids)
     right = [vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import bench
+from bench import gpu, shared
 import common
 import eval as evaluate
 import train
@@ -279,12 +279,12 @@ def test_gpu_check_survives_a_step_past_its_limit(tmp_path):
              ("reader", [sys.executable, "-c", f"import json; print(json.dumps({{'seen': list(json.load("
                                                 f"open({stem + '.json'!r}))['steps'])}}))"], 30),
              ("broken", [sys.executable, "-c", "raise SystemExit('no GPU here')"], 30)]
-    out = bench.gpu_check(bench.BenchConfig(suite="gpu", tiny=True, out=stem), steps)
+    out = gpu.gpu_check(gpu.GpuConfig(tiny=True, out=stem), steps)
     assert out["steps"]["slow"] == {"ok": False, "error": "timed out after 2 s", "seconds": pytest.approx(2, abs=3)}
     assert out["steps"]["reader"]["ok"] and out["steps"]["reader"]["seen"] == ["slow"]
     assert out["steps"]["broken"]["error"] == "exit 1: no GPU here"
     assert "| slow | timed out after 2 s |" in open(stem + ".md").read()
-    assert sum(bench.GPU_STEPS.values()) <= 8 * 60  # the real check's limits add up to 8 minutes
+    assert sum(gpu.GPU_STEPS.values()) <= 8 * 60  # the real check's limits add up to 8 minutes
 
 
 def test_mfu_uses_the_peak_of_the_gpu_it_runs_on(monkeypatch):
@@ -292,9 +292,9 @@ def test_mfu_uses_the_peak_of_the_gpu_it_runs_on(monkeypatch):
              "NVIDIA L4": 121e12, "NVIDIA L40S": 362e12, "Tesla T4": 65e12, "Some Future GPU": None}
     for name, peak in names.items():
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None, n=name: n)
-        assert bench.peak_flops(bench.BenchConfig(), "cuda") == peak, name
-    assert bench.peak_flops(bench.BenchConfig(peak_flops=1e15), "cuda") == 1e15  # overridden
-    assert bench.peak_flops(bench.BenchConfig(), "cpu") is None
+        assert shared.peak_flops(shared.BenchConfig(), "cuda") == peak, name
+    assert shared.peak_flops(shared.BenchConfig(peak_flops=1e15), "cuda") == 1e15  # overridden
+    assert shared.peak_flops(shared.BenchConfig(), "cpu") is None
 
 
 def test_a_checkpoint_whose_weights_do_not_fit_is_one_line(checkpoints, tmp_path):

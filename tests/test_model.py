@@ -3,6 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import decode
+
 from tiny import PAUSE, V, all_logits, tiny
 
 
@@ -112,10 +114,10 @@ def test_decoder_copies_follow_weight_updates(vocab):
     idx = torch.randint(0, min(vocab, 50257), (2, 5))
     weights = [model.lm_head.weight] + ([model.transformer.h[1].mlp.c_fc.weight] if vocab > V else [])
     for weight in weights:
-        before = model.generate(idx, 6)
+        before = decode.generate(model, idx, 6)
         with torch.no_grad():
             weight.mul_(-1)  # in place, as an optimizer step would
-        after = model.generate(idx, 6)
+        after = decode.generate(model, idx, 6)
         assert torch.equal(after, model.generate(idx, 6, use_cache=False))
         assert not torch.equal(before, after)
 
@@ -124,7 +126,8 @@ def test_int8_argmax_head_gives_the_fp32_argmax_even_in_near_ties():
     """Decoder.argmax reads an int8 copy of the head and rescores the candidates in fp32: on random
     heads, and on heads built with near-ties far below int8's resolution, it must pick what the fp32
     head's argmax picks (the int8 path is forced here, whether or not this CPU makes it faster)."""
-    from model import GPT, GPTConfig, Decoder
+    from decode import Decoder
+    from model import GPT, GPTConfig
     g = torch.Generator().manual_seed(0)
     V, C = 4096, 64
     model = GPT(GPTConfig(block_size=8, vocab_size=V, n_layer=1, n_head=1, n_embd=C))
@@ -168,13 +171,13 @@ def test_decoder_step_equals_the_modules(gelu):
         model.hidden(idx, ours), model.hidden(idx, theirs)
         for step in range(4):
             nxt = torch.randint(0, 50257, (3, 1))
-            a, b = ours.decoder.hidden(nxt, ours), model.hidden(nxt, theirs)[:, -1]
+            a, b = decode.decoder(model).hidden(nxt, ours), model.hidden(nxt, theirs)[:, -1]
             assert ours.pos == theirs.pos == 7 + step
             assert torch.allclose(a, b, atol=1e-5), (step, float((a - b).abs().max()))
         model.train()  # dropout: the Decoder must hand the step to the modules
         nxt = torch.randint(0, 50257, (3, 1))
         torch.manual_seed(1)
-        a = ours.decoder.hidden(nxt, ours)
+        a = decode.decoder(model).hidden(nxt, ours)
         torch.manual_seed(1)
         assert torch.allclose(a, model.hidden(nxt, theirs)[:, -1], atol=1e-5)
 
@@ -186,9 +189,11 @@ def test_full_vocab_greedy_decoding_equals_recompute():
     from model import GPT, GPTConfig
     model = GPT(GPTConfig(block_size=64, vocab_size=50304, n_layer=2, n_head=2, n_embd=32)).eval()
     idx = torch.randint(0, 50257, (3, 10))
-    fast = model.generate(idx, 20, ban_ids=(50257,))
+    fast = decode.generate(model, idx, 20, ban_ids=(50257,))
+    assert decode.decoder(model).layers is not None  # the weight copies of a large head are in use
     assert torch.equal(fast, model.generate(idx, 20, ban_ids=(50257,), use_cache=False))
-    assert torch.equal(fast[:1], model.generate(idx[:1], 20, ban_ids=(50257,)))  # one row alone: the same
+    assert torch.equal(fast, model.generate(idx, 20, ban_ids=(50257,)))  # the plain cached path
+    assert torch.equal(fast[:1], decode.generate(model, idx[:1], 20, ban_ids=(50257,)))  # one row alone: the same
 
 
 def test_seeded_sampling_on_cpu_samples():
@@ -197,11 +202,12 @@ def test_seeded_sampling_on_cpu_samples():
     tokens twice, and neither is the greedy answer (sampling must not fall into the greedy CPU path)."""
     model = tiny(8)
     idx = torch.randint(0, V, (4, 4))
-    draw = lambda seed: model.generate(idx, 20, greedy=False, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    draw = lambda seed: decode.generate(model, idx, 20, greedy=False,  # noqa: E731
+                                        generator=torch.Generator().manual_seed(seed))
     a, b = draw(0), draw(1)
     assert torch.equal(a, draw(0))
     assert not torch.equal(a, b)
-    greedy = model.generate(idx, 20)
+    greedy = decode.generate(model, idx, 20)
     assert not torch.equal(a, greedy) and not torch.equal(b, greedy)
     assert len(set(a[:, 4:].flatten().tolist())) > 3  # many different tokens: it samples
 
@@ -212,7 +218,8 @@ def test_int8_argmax_rescores_a_candidate_up_to_two_bounds_below_the_top():
     sit almost two bounds below the int8 top. Built here: rows `best` and `other` share an outlier
     weight (so that each of their small weights rounds to the grid point next to it) and residuals of
     opposite signs along h; `other` is ahead in int8 by between one and two bounds, `best` ahead in fp32."""
-    from model import GPT, GPTConfig, Decoder
+    from decode import Decoder
+    from model import GPT, GPTConfig
     V, C = 256, 64
     model = GPT(GPTConfig(block_size=8, vocab_size=V, n_layer=1, n_head=1, n_embd=C))
     w = model.lm_head.weight.detach()

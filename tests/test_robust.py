@@ -194,7 +194,7 @@ def test_bad_input_one_line_exit_2_nothing_overwritten(case, tmp_path, capsys):
 
 
 def other_bad_inputs(tmp_path):
-    """(script, argv, what the one line says) for eval.py, prepare.py and bench.py."""
+    """(script, argv, what the one line says) for eval.py, prepare.py and bench/speed.py."""
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "odd").mkdir()
@@ -213,9 +213,9 @@ def other_bad_inputs(tmp_path):
         "prepare: no text files": ("prepare.py", [f"--input={tmp_path}/odd", f"--out={tmp_path}/o"], "no .txt files"),
         "prepare: unknown corpus": ("prepare.py", ["--name=nosuch", f"--out={tmp_path}/o"], "unknown corpus"),
         "prepare: unknown key": ("prepare.py", ["--inptu=x"], "unknown config key"),
-        "bench: unknown suite": ("bench.py", ["--suite=fast"], "suite must be one of"),
-        "bench: unknown key": ("bench.py", ["--n_layers=2"], "unknown config key"),
-        "bench: wrong type": ("bench.py", ["--repeats=many"], "needs a int"),
+        "bench: unknown key": ("bench/speed.py", ["--n_layers=2"], "unknown config key"),
+        "bench: wrong type": ("bench/speed.py", ["--repeats=many"], "needs a int"),
+        "bench: a device this machine lacks": ("bench/speed.py", ["--device=tpu"], "device must be"),
     }
 
 
@@ -223,16 +223,16 @@ def other_bad_inputs(tmp_path):
     "eval: unknown variant", "eval: zero seeds", "eval: unknown filler", "eval: wrong type", "eval: bad phase setting",
     "eval: missing phase config", "eval: unwritable out_dir", "eval: zero-byte --ckpt", "eval: --ckpt not a checkpoint",
     "eval: unknown device", "prepare: missing input", "prepare: no text files", "prepare: unknown corpus",
-    "prepare: unknown key", "bench: unknown suite", "bench: unknown key", "bench: wrong type"])
+    "prepare: unknown key", "bench: unknown key", "bench: wrong type", "bench: a device this machine lacks"])
 def test_other_scripts_bad_input_one_line_exit_2(case, tmp_path, capsys, monkeypatch):
     """Each script's main() with a bad input: exit code 2, one line on stderr naming the script and
     the problem, no traceback, and nothing written (the folder holds only what the test made)."""
-    import bench
+    from bench import speed
     import prepare
     script, argv, match = other_bad_inputs(tmp_path)[case]
     before = sorted(os.listdir(tmp_path))
     monkeypatch.chdir(tmp_path)  # a default out_dir would land here
-    assert {"eval.py": ev.main, "prepare.py": prepare.main, "bench.py": bench.main}[script](argv) == 2
+    assert {"eval.py": ev.main, "prepare.py": prepare.main, "bench/speed.py": speed.main}[script](argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{script}: ") and match in err and len(err.strip().splitlines()) == 1, err
     assert sorted(os.listdir(tmp_path)) == before

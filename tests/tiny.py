@@ -31,9 +31,6 @@ class Successor(GPT):
         super().__init__(GPTConfig(block_size=32, vocab_size=vocab_size, n_layer=1, n_head=1, n_embd=8))
         self.next_of = next_of
 
-    def decoder(self):
-        return None  # decode through forward() (the scripted logits), never through a Decoder
-
     def forward(self, idx, targets=None, cache=None):
         if cache is not None:
             cache.pos += idx.size(1)
