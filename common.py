@@ -147,6 +147,28 @@ def setup_distributed(cfg):
     return rank, world, device
 
 
+def wrap_model(model, compile_it, device, world):
+    """(the module a training step calls, its DDP wrapper or None). DDP first, then torch.compile around
+    it (on CUDA): compiling the DDP module lets the compiler split the graph at DDP's gradient buckets
+    and overlap the all-reduce with the backward pass."""
+    ddp = None
+    if world > 1:
+        cuda = device.startswith("cuda")
+        model = ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
+    if compile_it and device.startswith("cuda"):
+        model = torch.compile(model)
+    return model, ddp
+
+
+def check_finite(bad_step, ckpt_path, world=1):
+    """Stop, on every process, if any process has seen a non-finite training loss (bad_step: the first
+    step whose loss was not finite, or -1, kept on the device until it is read here)."""
+    step = int(any_rank(bad_step, world).item())
+    if step >= 0:
+        raise TrainingError(f"step {step}: training loss is not finite; stopped, {ckpt_path} keeps the "
+                            "last good checkpoint")
+
+
 def any_rank(flag, world):
     """A per-process step number (-1: none) taken as the largest over every process, so that all of
     them stop together when any one must (a process that stopped alone would leave the others waiting
@@ -269,6 +291,16 @@ def file_hash(path):
 def code_hashes():
     """{file: hash} of the training code as it is now."""
     return {name: file_hash(os.path.join(REPO, name)) for name in TRAINING_CODE}
+
+
+def check_out_dir(out_dir, resume, overwrite):
+    """Never replace finished work by accident: a checkpoint in out_dir is continued (resume) or replaced
+    (overwrite), and otherwise refused before anything is written."""
+    path = os.path.join(out_dir, "ckpt.pt")
+    if resume and not os.path.exists(path):
+        raise ConfigError(f"--resume=True, but there is no {path} to continue")
+    if os.path.exists(path) and not (resume or overwrite):
+        raise ConfigError(f"{out_dir} holds a checkpoint: --resume=True continues it, --overwrite=True replaces it")
 
 
 def check_writable(folder):

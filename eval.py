@@ -9,14 +9,11 @@ scored by exact match on a held-out test set, against the StdPT_StdFT baseline.
   python eval.py --filler=dot                      # also give the baseline M '.' tokens at inference
   python eval.py --ckpt=out/default/seed1337/ft_PausePT_PauseFT_M8/ckpt.pt --n_inf=0   # one model
 
-Each run lives in <out_dir>/seed<seed>/<name>-<hash of its settings>, so a run with other settings
-never replaces another. A finished run is reused only if everything that made it is unchanged: its
-settings, the weights it started from, the bytes of its data files and the training code
-(common.TRAINING_CODE); otherwise one line says why and it is retrained. PauseFT variants are scored at
-M_inf = 0, M_ft/2, M_ft and 2*M_ft (--sweep=False: M_ft and 0). The table goes to stdout and, with the
-command, commit, seeds and machine, to <out_dir>/results.md and results.json (and results.png, accuracy
-vs M_inf, when matplotlib is installed); a comparison with other settings than the defaults writes
-results_<its settings>.* instead, so it never overwrites another command's results.
+Each run lives in <out_dir>/seed<seed>/<name>-<hash of its settings> and is reused only while its
+settings, starting weights, data files and training code (common.TRAINING_CODE) are unchanged; else
+one line says why and it is retrained. PauseFT variants are scored at M_inf = 0, M_ft/2, M_ft, 2*M_ft.
+The table goes to stdout and, with the command, commit, seeds and machine, to <out_dir>/results.md,
+.json and .png (results_<settings>.* for other settings than the defaults: none overwrites another).
 """
 import dataclasses
 import hashlib
@@ -34,6 +31,7 @@ from common import (REPO, ConfigError, check_writable, code_hashes, commit, file
                     pick_device, read_checkpoint, run_cli, seed_stats, write_results)
 from data import data_files, get_encoding
 from decode import fast
+from report import plot, table_markdown
 from model import GPT
 from pause import answer
 from tasks import make_examples
@@ -105,7 +103,6 @@ def compare(ecfg):
               f"quarter of finetuning; {trained[0]} of {trained[1]} training runs ran in this command, with "
               f"{ecfg.threads} thread(s) each, the others were reused (each checkpoint records its own)")
     table = table_markdown(rows)
-    os.makedirs(ecfg.out_dir, exist_ok=True)
     stem = os.path.join(ecfg.out_dir, results_name(ecfg))
     png = plot(rows, stem + ".png") if ecfg.plot else None
     result = write_results(stem,
@@ -120,7 +117,8 @@ def run_all(ecfg, seeds, names):
     """Pretrain what the variants need, then finetune and score every (seed, variant), in worker
     processes when the machine has several CPU cores (common.map_jobs), each job on ecfg.threads threads."""
     pretrains = sorted({(s, VARIANTS[n].pause_pt) for s in seeds for n in names})
-    finetunes = sorted(((s, n) for s in seeds for n in names), key=lambda j: -job_cost(j[1]))  # longest first
+    longer = lambda job: VARIANTS[job[1]].pause_ft or VARIANTS[job[1]].matched  # noqa: E731 (about 2x the steps)
+    finetunes = sorted(((s, n) for s in seeds for n in names), key=lambda job: not longer(job))  # longest first
     workers = ecfg.workers or min(os.cpu_count() or 1, len(finetunes))
     if workers > 1 and pick_device(ecfg.device) == "cpu":
         ecfg = dataclasses.replace(ecfg, progress=False)  # workers print plain lines, no bars
@@ -175,12 +173,6 @@ def results_name(ecfg):
     if len(name) > 80:
         name = name[:60] + "_" + hashlib.sha256(diff.encode()).hexdigest()[:8]
     return "results_" + name if name else "results"
-
-
-def job_cost(name):
-    """Positions x steps of a variant's finetuning, relative to the baseline's (to schedule long jobs first)."""
-    v = VARIANTS[name]
-    return 2.0 if v.matched or v.pause_ft else 1.0
 
 
 def finetune_and_score(ecfg, seed, name, init_from):
@@ -369,7 +361,7 @@ def score_one(ecfg):
           f"{len(examples)} examples{source}")
     return res["score"]
 
-# --- the report -----------------------------------------------------------------------------------------
+# --- the rows of the report (report.py lays them out) ------------------------------------------------
 
 
 def summarize(per_seed, plateaus, ecfg, pairs):
@@ -396,59 +388,6 @@ def summarize(per_seed, plateaus, ecfg, pairs):
                      "positions": positions, "flops_ratio": positions / (prompt_len + answer_len),
                      "train_ratio": train_ratio})
     return rows
-
-
-def table_markdown(rows):
-    """The comparison at the trained number of pauses (M_inf = M_ft, and the '.' control), then the
-    M_inf sweep: other numbers of pauses than a model was finetuned with."""
-    main = [r for r in rows if r["M_inf"] == r["M_ft"] or r["filler"] == "dot"]
-    sweep = [r for r in rows if r not in main]
-    text = table_rows(main)
-    if sweep:
-        text += "\n\nOther numbers of pauses at inference than finetuning used (the M_inf sweep):\n\n" + table_rows(sweep)
-    return text
-
-
-def table_rows(rows):
-    lines = ["| variant | M_ft | M_inf | accuracy (%) | 95% interval | delta vs baseline (pp), 95% interval "
-             "| positions | inference compute | finetuning compute | plateau |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['std']:.1f}" if r["std"] is not None else "")
-        ci = f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"
-        delta = "" if r["delta"] is None else f"{100 * r['delta']:+.1f}"
-        if r["delta_ci95"] is not None and r["std"] is not None:
-            delta += f" [{100 * r['delta_ci95'][0]:+.1f}, {100 * r['delta_ci95'][1]:+.1f}]"
-        label = r["variant"] + (" (prepend)" if r["placement"] == "prepend" else "")
-        m_inf = f"{r['M_inf']}" + (" dots" if r["filler"] == "dot" else "")
-        plateau = "n/a" if None in r["plateau"] else f"{sum(r['plateau'])}/{len(r['plateau'])}"
-        lines.append(f"| {label} | {r['M_ft']} | {m_inf} | {acc} | {ci} | {delta} | {r['positions']:.1f} "
-                     f"| {r['flops_ratio']:.2f}x | {r['train_ratio']:.2f}x | {plateau} |")
-    return "\n".join(lines)
-
-
-def plot(rows, path):
-    """Accuracy vs M_inf per variant, error bars = std over seeds; None when matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in VARIANTS:
-        pts = sorted((r["M_inf"], r["accuracy"], r["std"] or 0) for r in rows
-                     if r["variant"] == name and r["filler"] == "pause")
-        if pts:
-            m, a, e = zip(*pts)
-            ax.errorbar(m, [100 * x for x in a], yerr=[100 * x for x in e], marker="o", capsize=3, label=name)
-    ax.set_xlabel("pauses at inference (M_inf)")
-    ax.set_ylabel("exact match (%)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def main(argv):

@@ -24,9 +24,9 @@ import torch
 from tqdm import tqdm
 
 import downstream
-from common import (CheckpointError, ConfigError, TrainingError, any_rank, check_writable, code_hashes,
+from common import (CheckpointError, ConfigError, TrainingError, check_finite, check_out_dir, check_writable, code_hashes,
                     file_hash, fingerprint, parse_config, pick_device, precision, read_checkpoint, run_cli,
-                    save_checkpoint, setup_distributed, to_device)
+                    save_checkpoint, setup_distributed, to_device, wrap_model)
 from data import PAUSE_ID, TOKENIZER_NAME, Vocab, data_files, make_batcher, phase_data, task_vocab
 from model import GPT, GPTConfig
 from pause import weighted_loss
@@ -93,7 +93,8 @@ class Config:
 
 def check_config(cfg):
     """Every setting of a run is validated here, once, before anything is trained or written."""
-    choices = {"phase": ("pretrain", "finetune"), "vocab": ("compact", "full"), "placement": ("append", "prepend")}
+    choices = {"phase": ("pretrain", "finetune"), "vocab": ("compact", "full"), "placement": ("append", "prepend"),
+               "dtype": ("auto", "float32", "bfloat16", "float16")}
     for key, allowed in choices.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{key} must be one of {allowed}, got {getattr(cfg, key)!r}")
@@ -126,20 +127,7 @@ def check_config(cfg):
         raise ConfigError("hints need appended pauses (a prepended pause cannot see the prompt)")
     if cfg.hint_weight <= 0:
         raise ConfigError(f"hint_weight must be > 0, got {cfg.hint_weight}")
-    if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {cfg.dtype!r}")
     pick_device(cfg.device)  # an unknown device, or one this machine lacks, before anything is written
-
-
-def check_out_dir(cfg):
-    """Never replace finished work by accident: a checkpoint in out_dir is continued (--resume=True) or
-    replaced (--overwrite=True), and otherwise refused before anything is written."""
-    path = os.path.join(cfg.out_dir, "ckpt.pt")
-    if cfg.resume and not os.path.exists(path):
-        raise ConfigError(f"--resume=True, but there is no {path} to continue")
-    if os.path.exists(path) and not (cfg.resume or cfg.overwrite):
-        raise ConfigError(f"{cfg.out_dir} holds a checkpoint: --resume=True continues it, --overwrite=True "
-                          "replaces it")
 
 
 def load_checkpoint(path, device="cpu"):
@@ -237,7 +225,7 @@ def train(cfg):
     grad_accum counts micro-batches per optimizer step over all processes, so the same config gives
     the same effective batch (batch_size * grad_accum sequences) on 1 or N processes."""
     check_config(cfg)
-    check_out_dir(cfg)  # before the processes meet in setup_distributed, so before rank 0 writes anything
+    check_out_dir(cfg.out_dir, cfg.resume, cfg.overwrite)  # before the processes meet, so before any write
     check_writable(cfg.out_dir)
     rank, world, device = setup_distributed(cfg)
     master = rank == 0  # only rank 0 logs and writes checkpoints
@@ -269,7 +257,7 @@ def train(cfg):
             if name.startswith("ckpt_") and name.endswith(".pt"):
                 os.remove(os.path.join(cfg.out_dir, name))
     raw_model = model  # checkpoints hold this module's weights, never a compile/DDP wrapper's
-    model, ddp = wrap(model, cfg, device, world)
+    model, ddp = wrap_model(model, cfg.compile, device, world)
     accum = cfg.grad_accum // world  # micro-batches per process
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     name = f"{cfg.phase} {os.path.basename(cfg.out_dir)}"
@@ -351,27 +339,6 @@ def train(cfg):
         torch.distributed.destroy_process_group()
     return {"ckpt": ckpt_path, "val_loss": val_loss, "step": cfg.max_iters, "val_history": history,
             "seconds": time.time() - t0, "train_seconds": t_train}
-
-
-def wrap(model, cfg, device, world):
-    """(the module a step calls, its DDP wrapper or None). DDP first, then torch.compile around it:
-    compiling the DDP module lets the compiler split the graph at DDP's gradient buckets and overlap
-    the all-reduce with the backward pass."""
-    ddp = None
-    if world > 1:
-        cuda = device.startswith("cuda")
-        model = ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
-    if cfg.compile and device.startswith("cuda"):
-        model = torch.compile(model)
-    return model, ddp
-
-
-def check_finite(bad_step, ckpt_path, world=1):
-    """Stop, on every process, if any process has seen a non-finite training loss."""
-    step = int(any_rank(bad_step, world).item())
-    if step >= 0:
-        raise TrainingError(f"step {step}: training loss is not finite; stopped, {ckpt_path} keeps the "
-                            "last good checkpoint")
 
 
 def main(argv):

@@ -81,8 +81,8 @@ MUTANTS = [
     # reuse and overwriting: a run is reused only while what made it is unchanged, and kept unless replaced
     ("eval.py", "changed = [name for name, h in code_hashes().items() if code.get(name) != h]", "changed = []", "reuse ignores the code"),
     ("eval.py", "changed = [p for p in data_files(cfg) if data.get(p) != (file_hash(p) if os.path.exists(p) else None)]", "changed = []", "reuse ignores the data files"),
-    ("train.py", "if os.path.exists(path) and not (cfg.resume or cfg.overwrite):", "if False:", "a finished checkpoint overwritten"),
-    ("train.py", "if cfg.resume and not os.path.exists(path):", "if False:", "resume without a checkpoint starts over"),
+    ("common.py", "if os.path.exists(path) and not (resume or overwrite):", "if False:", "a finished checkpoint overwritten"),
+    ("common.py", "if resume and not os.path.exists(path):", "if False:", "resume without a checkpoint starts over"),
     ("eval.py", 'return dataclasses.replace(cfg, out_dir=os.path.join(ecfg.out_dir, f"seed{cfg.seed}", f"{name}-{digest}"))', 'return dataclasses.replace(cfg, out_dir=os.path.join(ecfg.out_dir, f"seed{cfg.seed}", name))', "one folder for every setting"),
     ("eval.py", 'return "results_" + name if name else "results"', 'return "results"', "one results file for every setting"),
     ("eval.py", "change = 100 * (accuracy(model, vocab, val, cfg.n_pause, placement=cfg.placement)", "change = 100 * (accuracy(model, vocab, val, cfg.n_pause)", "plateau ignores placement"),

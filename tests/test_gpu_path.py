@@ -216,10 +216,10 @@ def test_ddp_wraps_the_model_before_compiling(monkeypatch):
                         lambda m, device_ids=None: made.append(("ddp", m, device_ids)) or ("ddp", m))
     monkeypatch.setattr(torch, "compile", lambda m: made.append(("compile", m)) or ("compiled", m))
     model = GPT(GPTConfig(block_size=8, vocab_size=16, n_layer=1, n_head=2, n_embd=8))
-    step_model, ddp = train.wrap(model, Config(compile=True), "cuda:0", 2)
+    step_model, ddp = common.wrap_model(model, True, "cuda:0", 2)
     assert step_model == ("compiled", ("ddp", model)) and ddp == ("ddp", model)
     assert made[0] == ("ddp", model, ["cuda:0"])
-    assert train.wrap(model, Config(compile=True), "cpu", 1) == (model, None)  # no compile on a CPU
+    assert common.wrap_model(model, True, "cpu", 1) == (model, None)  # no compile on a CPU
 
 # --- precision and copies ------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import numpy as np
 import common
 import data
 import eval as ev
+import report
 import train
 from common import read_checkpoint
 from eval import EvalConfig
@@ -184,7 +185,7 @@ def test_mixed_pause_counts_apply_to_a_downstream_task(tmp_path):
 def test_intervals_are_shown_as_computed():
     row = common.seed_stats([0.99, 0.9, 1.0])  # mean 96.3, its t-interval reaches past 100
     assert row["ci95"][1] > 1.0
-    table = ev.table_rows([{**row, "variant": "StdPT_HintFT", "M_ft": 10, "M_inf": 10, "filler": "pause",
+    table = report.table_rows([{**row, "variant": "StdPT_HintFT", "M_ft": 10, "M_inf": 10, "filler": "pause",
                             "placement": "append", "positions": 23.0, "flops_ratio": 1.77, "train_ratio": 1.77,
                             "plateau": [True] * 3}])
     assert f"{100 * row['ci95'][1]:.1f}]" in table and "100.0]" not in table
