@@ -4,9 +4,7 @@ the training batches of each phase (which apply the pause rules of pause.py).
 
   python data.py      # prints a pretraining and a finetuning batch, ignored targets shown as ·
 
-The tasks themselves are in tasks.py; keysum, the default, writes e.g. "3 1 4 1 5 9 | 7 =" -> " 31",
-and its training strings are exactly prefix + target, then <|endoftext|> (and pauses, in the pause
-variants: python data.py shows them).
+The tasks themselves (their text, answers and splits) are in tasks.py.
 """
 import hashlib
 import importlib.util
@@ -26,8 +24,7 @@ from pause import collate, format_example, insert_pauses, lm_targets
 from tasks import TASKS, corpus_text, make_examples
 
 
-# -----------------------------------------------------------------------------
-# Tokenizer: GPT-2 BPE plus one special token
+# --- Tokenizer: GPT-2 BPE plus one special token ------------------------------------------------------
 
 TOKENIZER_NAME = "gpt2+pause"
 EOT_ID = 50256    # <|endoftext|>, as in GPT-2
@@ -137,8 +134,7 @@ def show_batch(x, y, vocab, rows=2):
         print(" x:", " ".join(f"{tok(i):>5}" for i in x[r]))
         print(" y:", " ".join(f"{'·' if i < 0 else tok(i):>5}" for i in y[r]))
 
-# -----------------------------------------------------------------------------
-# Task text to model ids
+# --- Task text to model ids ---------------------------------------------------------------------------
 
 
 def task_vocab(task):
@@ -148,10 +144,7 @@ def task_vocab(task):
 
 def encode_corpus(texts, vocab):
     """One token stream: each text followed by <|endoftext|>."""
-    parts = []
-    for ids in vocab.encode_batch(texts):
-        parts += [ids, [vocab.eot_id]]
-    return np.concatenate(parts).astype(np.int64)
+    return np.concatenate([a for ids in vocab.encode_batch(texts) for a in (ids, [vocab.eot_id])]).astype(np.int64)
 
 
 def encode_pairs(pairs, vocab):
@@ -161,7 +154,7 @@ def encode_pairs(pairs, vocab):
 
 
 def gpt2_ids_of(texts):
-    return np.concatenate([np.asarray(ids) for ids in get_encoding().encode_ordinary_batch(texts)])
+    return np.concatenate(get_encoding().encode_ordinary_batch(texts))
 
 
 @dataclass
@@ -229,7 +222,7 @@ def phase_data(cfg):
     pretraining, pairs for finetuning). The embedded pretraining corpus holds train-split prompts only
     (a different draw than the finetuning pairs), so no val/test prompt is seen in either phase."""
     if cfg.data_dir:
-        paths = [os.path.join(cfg.data_dir, f"{split}.bin") for split in ("train", "val")]
+        paths = data_files(cfg)
         for p in paths:
             if not os.path.exists(p):
                 raise DataError(f"token file not found: {p}")
@@ -250,9 +243,8 @@ def phase_data(cfg):
 
 def data_files(cfg):
     """The files a phase reads its data from (an embedded task's data are made by code: none)."""
-    if cfg.data_dir:
-        return [os.path.join(cfg.data_dir, f"{split}.bin") for split in ("train", "val")]
-    return [cfg.train_file] if cfg.task in downstream.LOADERS else []
+    token_files = [os.path.join(cfg.data_dir, f"{split}.bin") for split in ("train", "val")] if cfg.data_dir else []
+    return token_files or ([cfg.train_file] if cfg.task in downstream.LOADERS else [])
 
 
 def make_batcher(cfg, data, vocab, block_size):

@@ -9,11 +9,10 @@ scored by exact match on a held-out test set, against the StdPT_StdFT baseline.
   python eval.py --filler=dot                      # also give the baseline M '.' tokens at inference
   python eval.py --ckpt=out/default/seed1337/ft_PausePT_PauseFT_M8/ckpt.pt --n_inf=0   # one model
 
-Each run lives in <out_dir>/seed<seed>/<name>-<hash of its settings> and is reused only while its
-settings, starting weights, data files and training code (common.TRAINING_CODE) are unchanged; else
-one line says why and it is retrained. PauseFT variants are scored at M_inf = 0, M_ft/2, M_ft, 2*M_ft.
-The table goes to stdout and, with the command, commit, seeds and machine, to <out_dir>/results.md,
-.json and .png (results_<settings>.* for other settings than the defaults: none overwrites another).
+Each run lives in <out_dir>/seed<seed>/<name>-<hash of its settings>, reused only while its settings,
+starting weights, data files and training code (common.TRAINING_CODE) are unchanged (else one line says
+why and it is retrained). The table goes to stdout and, with the command, commit, seeds and machine, to
+<out_dir>/results.md, .json and .png (results_<settings>.* for other settings than the defaults).
 """
 import dataclasses
 import hashlib
