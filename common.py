@@ -276,7 +276,7 @@ def fingerprint(state_dict):
 # are unchanged (eval.ensure_trained), so that editing a rule retrains what it affects. eval.py, the
 # study and the instruments are left out: changing how a model is scored must not retrain it.
 # tests/test_eval.py checks that this is exactly the set train.py imports.
-TRAINING_CODE = ("common.py", "data.py", "downstream.py", "model.py", "pause.py", "tasks.py", "train.py")
+TRAINING_CODE = ("common.py", "data.py", "decode.py", "downstream.py", "model.py", "pause.py", "tasks.py", "train.py")
 
 
 def file_hash(path):

@@ -72,7 +72,7 @@ def test_editing_a_task_or_a_rule_retrains_and_the_numbers_follow_the_new_code(t
     assert "reusing" not in out and out.count("tasks.py changed since it was trained") == 3
     assert after == comparison(repo, "fresh")[1]  # exactly what a run from scratch of the new code gives
     # a pause rule: the finetuning format also supervises the position before the last pause
-    edit(repo / "pause.py", "y[: len(prefix) + n_pause - 1] = -1", "y[: len(prefix) + n_pause - 2] = -1")
+    edit(repo / "pause.py", "n_pause - 1] = -1", "n_pause - 2] = -1")  # (not the whole line: it is A3's answer)
     out, after_rule = comparison(repo, "out")
     assert "reusing" not in out and out.count("pause.py changed since it was trained") == 3
     assert after_rule == comparison(repo, "fresh2")[1]
