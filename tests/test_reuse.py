@@ -189,3 +189,14 @@ def test_intervals_are_shown_as_computed():
                             "placement": "append", "positions": 23.0, "flops_ratio": 1.77, "train_ratio": 1.77,
                             "plateau": [True] * 3}])
     assert f"{100 * row['ci95'][1]:.1f}]" in table and "100.0]" not in table
+
+
+def test_resume_wins_over_overwrite_and_keeps_the_snapshots(tmp_path):
+    """--resume=True --overwrite=True continues the run (resume is the safer reading): its snapshot stays."""
+    args = TINY + ["--max_iters=4", "--eval_interval=2", "--snapshot_at=2", f"--out_dir={tmp_path}"]
+    assert train.main(args) == 0
+    snapshot = (tmp_path / "ckpt_2.pt").read_bytes()
+    assert train.main(args + ["--resume=True", "--overwrite=True"]) == 0
+    assert (tmp_path / "ckpt_2.pt").read_bytes() == snapshot
+    assert train.main(args + ["--overwrite=True"]) == 0  # replaced: the new run writes its own snapshot
+    assert read_checkpoint(f"{tmp_path}/ckpt_2.pt")["step"] == 2
