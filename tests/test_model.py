@@ -67,6 +67,49 @@ def test_kv_cache_chunks_give_the_same_logits(grade_seed):
 
 
 @pytest.mark.a5
+def test_kv_cache_chunks_after_a_past_give_every_position(grade_seed):
+    """Several new queries after a cached past, twice in a row (and once more after a one-token step):
+    every position's final hidden state equals the full forward's, not only the last one's, so each
+    query must see exactly the keys 0 .. pos + i. GPT.hidden advances cache.pos by each chunk's length."""
+    from model import KVCache
+    model = tiny(8 + grade_seed, n_layer=3, n_head=4, n_embd=32)
+    idx = torch.randint(0, V, (3, 24))
+    full = model.hidden(idx)
+    cache = KVCache(model, 3)
+    for a, b in [(0, 5), (5, 11), (11, 16), (16, 17), (17, 24)]:
+        torch.testing.assert_close(model.hidden(idx[:, a:b], cache), full[:, a:b], rtol=1e-5, atol=1e-5)
+        assert cache.pos == b
+
+
+@pytest.mark.a5
+def test_kv_cache_in_the_models_dtype_bf16_generates_as_without_cache(grade_seed):
+    """A bfloat16 model (as a GPU run decodes under autocast): the cache holds keys and values in the
+    keys' own dtype, and greedy generation with it equals recomputing the context, exactly."""
+    for seed in range(2 * grade_seed, 2 * grade_seed + 2):
+        model = tiny(seed, block_size=40).to(torch.bfloat16)
+        idx = torch.randint(0, V, (4, 9))
+        cached = model.generate(idx, 20)
+        assert torch.equal(cached, model.generate(idx, 20, use_cache=False))
+
+
+@pytest.mark.a5
+def test_kv_cache_on_the_keys_device_not_the_default_one(grade_seed):
+    """The cache (and the shifted mask) live on the device of the keys, whatever torch's default device
+    is: a model on a GPU in a process whose default device is the CPU. Here the model is on the CPU
+    and the default device is "meta" (tensors with no data): anything made there breaks the result."""
+    from model import KVCache
+    model = tiny(12 + grade_seed)
+    idx = torch.randint(0, V, (3, 12))
+    plain, full = model.generate(idx, 10, use_cache=False), model.hidden(idx)
+    with torch.device("meta"):
+        cached = model.generate(idx, 10)
+        cache = KVCache(model, 3)
+        chunks = [model.hidden(idx[:, a:b], cache) for a, b in [(0, 4), (4, 9), (9, 12)]]
+    assert cached.device == idx.device and torch.equal(cached, plain)
+    torch.testing.assert_close(torch.cat(chunks, 1), full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.a5
 def test_kv_cache_in_batches_equals_rows_alone():
     model = tiny(5)
     idx = torch.randint(0, V, (6, 7))

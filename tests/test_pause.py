@@ -2,6 +2,7 @@
 batches where a rule reaches training (the README's rule table points here)."""
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -36,9 +37,21 @@ def test_pause_slots_exact_count_and_uniform(grade_rng):
 
 
 def test_pause_slots_exact_even_with_tied_keys():
-    class Tied:  # a generator whose keys all tie: the count must still be exact
-        def random(self, shape):
-            return np.zeros(shape)
+    class Tied:
+        """A generator whose uniform draws all tie (random, uniform): the count must still be exact for a
+        solution that sorts keys. Every other method is a real numpy Generator's, so a solution built on
+        rng.choice, rng.permutation or rng.integers runs here too."""
+        def __init__(self):
+            self.real = np.random.default_rng(0)
+
+        def random(self, size=None, dtype=np.float64, out=None):
+            return np.zeros(() if size is None else size, dtype=dtype)
+
+        def uniform(self, low=0.0, high=1.0, size=None):
+            return np.full(() if size is None else size, low, dtype=np.float64)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
     assert (pause_slots(3, 10, 2, Tied()).sum(1) == 2).all()
 
 
@@ -59,6 +72,80 @@ def test_insert_pauses_count_trim_order(grade_rng):
     assert (insert_pauses(seqs, 0.1, P, np.random.default_rng(7)) ==
             insert_pauses(seqs, 0.1, P, np.random.default_rng(7))).all()
     assert (insert_pauses(seqs, 0.0, P, rng) == seqs).all()
+
+
+@pytest.mark.a1
+def test_pause_slots_and_insert_pauses_draw_from_the_rng_they_are_given(grade_seed):
+    """All randomness comes from the rng argument: the same state gives the same placement, another
+    state another one (a seed fixed inside the function would give the same one), and a second call
+    on one generator continues its stream. Types: pause_slots a numpy bool array, insert_pauses a
+    numpy array of the input's dtype (int64 here, as the training batches are); the input unchanged."""
+    B, L, n, P = 64, 40, 4, 999
+    a, b = (pause_slots(B, L, n, np.random.default_rng(grade_seed)) for _ in range(2))
+    c = pause_slots(B, L, n, np.random.default_rng(grade_seed + 1))
+    assert isinstance(a, np.ndarray) and a.dtype == np.bool_ and a.shape == (B, L + n)
+    assert (a == b).all() and not (a == c).all()
+    rng = np.random.default_rng(grade_seed)
+    assert not (pause_slots(B, L, n, rng) == pause_slots(B, L, n, rng)).all()
+    none = pause_slots(B, L, 0, rng)
+    assert isinstance(none, np.ndarray) and none.dtype == np.bool_ and none.shape == (B, L) and not none.any()
+    seqs = np.arange(B * L, dtype=np.int64).reshape(B, L)
+    before = seqs.copy()
+    x, y = (insert_pauses(seqs, 0.1, P, np.random.default_rng(grade_seed)) for _ in range(2))
+    z = insert_pauses(seqs, 0.1, P, np.random.default_rng(grade_seed + 1))
+    for out in (x, z, insert_pauses(seqs, 0.0, P, rng)):
+        assert isinstance(out, np.ndarray) and out.dtype == np.int64 and out.shape == (B, L)
+    assert (x == y).all() and not (x == z).all() and (seqs == before).all()
+
+
+@pytest.mark.a1
+def test_pause_slots_gaps_between_pauses_are_those_of_a_uniform_subset(grade_rng):
+    """The joint distribution, not only each slot's frequency. For a uniform n-subset of N = L + n slots
+    the n + 1 spacings (before the first pause, between consecutive pauses, after the last, counting
+    the pause's own slot) each take the value g with probability C(N - g, n - 1) / C(N, n). One
+    contiguous run of pauses at a random offset, or one pause jittered inside each of n strata, give
+    every slot the right frequency but other gaps."""
+    B, L, n = 20000, 40, 4
+    N = L + n
+    slots = pause_slots(B, L, n, grade_rng)
+    assert slots.shape == (B, N) and (slots.sum(1) == n).all()
+    pos = np.nonzero(slots)[1].reshape(B, n) + 1  # 1-based slots of the pauses, in order within each row
+    spacings = np.diff(np.concatenate([np.zeros((B, 1), int), pos, np.full((B, 1), N + 1)], 1), axis=1)
+    g = np.arange(1, N - n + 2)  # the possible spacings
+    exact = np.array([math.comb(N - k, n - 1) for k in g]) / math.comb(N, n)
+    assert exact.sum() == pytest.approx(1)
+    tol = 6 * np.sqrt(exact * (1 - exact) / B) + 5 / B  # 6 sigma: met by any correct solution at any seed
+    for j in range(n + 1):
+        freq = np.bincount(spacings[:, j], minlength=N + 2)[1:N - n + 2] / B
+        assert (np.abs(freq - exact) < tol).all(), f"spacing {j}: {np.round(freq[:6], 4)} vs {np.round(exact[:6], 4)}"
+
+
+@pytest.mark.a1
+def test_insert_pauses_pairs_of_pauses_as_often_as_uniform_slots(grade_rng):
+    """insert_pauses's joint distribution: two slots d apart both hold a pause with probability
+    n (n - 1) / (N (N - 1)) (N = L + n), whatever d, so a row of L kept slots holds (L - d) times that
+    many such pairs on average."""
+    B, L, P = 20000, 50, 2
+    n, N = 5, 55  # round(0.1 * 50)
+    out = insert_pauses(np.ones((B, L), dtype=np.int64), 0.1, P, grade_rng)
+    q = n * (n - 1) / (N * (N - 1))
+    for d in range(1, 6):
+        pairs = ((out[:, :-d] == P) & (out[:, d:] == P)).sum(1)
+        assert abs(pairs.mean() - (L - d) * q) < 6 * pairs.std() / np.sqrt(B) + 1e-3, (d, pairs.mean(), (L - d) * q)
+
+
+@pytest.mark.a1
+def test_insert_pauses_rounds_like_pythons_round(grade_rng):
+    """n = round(pause_frac * L) with Python's round, which takes a .5 to the even neighbour: L = 65
+    (keysum_pretrain's window) gets 6 pauses, not 7; L = 25 gets 2, L = 1025 (gpt2_124m's) 102, and
+    L = 75 gets 8. After the cut a row keeps L n / (L + n) pauses on average (hypergeometric)."""
+    for L, n, B in [(65, 6, 4000), (25, 2, 4000), (75, 8, 4000), (1025, 102, 2000)]:
+        N = L + n
+        out = insert_pauses(np.ones((B, L), dtype=np.int64), 0.1, 0, grade_rng)
+        kept = (out == 0).sum(1)
+        mean = L * n / N
+        var = n * (L / N) * (n / N) * (L / (N - 1))  # of the pauses among the first L of N slots
+        assert kept.max() <= n and abs(kept.mean() - mean) < 6 * np.sqrt(var / B), (L, n, kept.mean(), mean)
 
 
 @pytest.mark.a2
@@ -82,6 +169,17 @@ def test_lm_targets_on_random_windows(grade_rng):
     nxt = seqs[:, 1:]
     assert ((y == -1) == (nxt == P)).all() and (y[nxt != P] == nxt[nxt != P]).all()
     assert (seqs == before).all() and not (x == -1).any()  # the inputs are not changed in place
+
+
+@pytest.mark.a2
+def test_lm_targets_returns_int64_numpy_arrays(grade_rng):
+    """Numpy arrays (not tensors) of the input's dtype, int64 as the training batches are: the training
+    loop turns them into tensors itself, and the loss needs int64 targets."""
+    seqs = grade_rng.integers(0, 9, (4, 17))
+    assert seqs.dtype == np.int64
+    x, y = lm_targets(seqs, 7)
+    for a in (x, y):
+        assert isinstance(a, np.ndarray) and a.dtype == np.int64 and a.shape == (4, 16)
 
 
 @pytest.mark.a1
@@ -139,6 +237,19 @@ def test_format_example_prepend():
     x, y = format_example(np.array([1, 2, 3]), np.array([5, 6]), 2, P, E, placement="prepend")
     assert x.tolist() == [P, P, 1, 2, 3, 5, 6]
     assert y.tolist() == [-1, -1, -1, -1, 5, 6, E]  # the last prompt token predicts the answer
+
+
+@pytest.mark.a3
+def test_format_example_returns_int64_numpy_arrays():
+    """x and y are int64 numpy arrays (not lists, not tensors) of equal length, whatever the integer
+    dtype of prefix and target, and for either placement."""
+    for dtype in (np.int64, np.int32):
+        for placement in ("append", "prepend"):
+            for m in (0, 3):
+                x, y = format_example(np.array([1, 2, 3], dtype=dtype), np.array([5, 6], dtype=dtype), m, 9, 8,
+                                      placement)
+                for a in (x, y):
+                    assert isinstance(a, np.ndarray) and a.dtype == np.int64 and a.shape == (5 + m,)
 
 
 def test_collate_pads_targets_with_ignore():
@@ -269,6 +380,21 @@ def test_answer_refuses_what_does_not_fit():
 
 
 @pytest.mark.a4
+@pytest.mark.parametrize("placement", ["append", "prepend"])
+def test_answer_takes_what_fits_exactly_and_refuses_one_more(placement):
+    """The fit rule: prompt + M pauses + max_new_tokens - 1 <= block_size (the last new token is never fed
+    back to the model, so it needs no position). A scripted model with block_size 32."""
+    model = Successor({PAUSE: 5, 1: 5, 5: 6, 6: 5})
+    assert model.config.block_size == 32
+    assert answer(model, [[1] * 20], 5, PAUSE, EOT, max_new_tokens=8, placement=placement) == [[5, 6] * 4]
+    assert answer(model, [[1] * 3, [1] * 20, [1] * 24], 5, PAUSE, EOT, max_new_tokens=4,
+                  placement=placement) == [[5, 6] * 2] * 3  # 24 + 5 + 4 - 1 = 32
+    for prompts, max_new in [([[1] * 21], 8), ([[1] * 20], 9), ([[1] * 3, [1] * 25], 4)]:
+        with pytest.raises(ValueError, match="block_size"):
+            answer(model, prompts, 5, PAUSE, EOT, max_new_tokens=max_new, placement=placement)
+
+
+@pytest.mark.a4
 def test_generate_stops_only_when_every_row_has_ended():
     model = Successor({1: 2, 2: EOT, 5: 6, 6: 7, 7: 8, 8: 9, 9: EOT, EOT: 0})
     out = model.generate(torch.tensor([[1], [5]]), 10, stop_id=EOT)
@@ -334,6 +460,7 @@ def test_finetuning_batches_take_one_pause_count_per_example():
 # --- pause hints (not in the paper): a supervised job for each pause slot ---------------------------
 
 
+@pytest.mark.a3
 def test_format_example_hints_go_to_the_pause_slots_and_the_last_pause_keeps_the_answer():
     P, E = 9, 8
     x, y = format_example(np.array([1, 2, 3]), np.array([5]), 3, P, E, hints=np.array([20, 21, 22, 23]))
@@ -347,6 +474,7 @@ def test_format_example_hints_go_to_the_pause_slots_and_the_last_pause_keeps_the
         format_example(np.array([1, 2, 3]), np.array([5]), 3, P, E, placement="prepend", hints=np.array([20]))
 
 
+@pytest.mark.a3
 def test_format_example_input_hints_supervise_the_prompt_positions():
     P, E = 9, 8
     _, y = format_example(np.array([1, 2, 3]), np.array([5]), 0, P, E, input_hints=np.array([30, 31, -1]))
