@@ -1,18 +1,26 @@
 """
-Check the course kit before handing it out (instructor-only; standard library + pytest):
+Check the course kit before handing it out (instructor-only; standard library + pytest). Each coded
+assignment has two handouts: the single one (`A2`: only A2 blanked) and the course one (`A2 --through
+A5`: A2 and every later assignment blanked; for A5 the two are the same).
 
   (a) the solution (this repository) passes all tests
-  (b) each assignment's handout imports, collects the same tests as the solution, and every graded
-      test of that assignment fails with that assignment's NotImplementedError
-  (c) blanking one assignment fails exactly the tests course/expected_failures.json lists for it (a
-      test that silently depends on another assignment's code shows up here)
-  (d) no blanked solution line of 25 characters or more appears anywhere else in the handout
-  (e) putting the solution back into the handout's blanks gives the source, byte for byte, minus the
-      marker lines (so the handout differs from the source in its blanks and nowhere else)
+  (b) in the course handout, every graded test of the assignment fails with that assignment's
+      NotImplementedError, and every graded test of the earlier assignments passes (a graded test must
+      need no later assignment's code: the course handout of A4 blanks A5); the handouts collect the
+      same tests as the solution
+  (c) each handout fails exactly the tests course/expected_failures.json lists for it: "A2" for the
+      single handout, "A2..A5" for the course one (a test that silently depends on another
+      assignment's code shows up here)
+  (d) no blanked solution line appears anywhere else in the handout (see leaked() for the rule)
+  (e) the handout is the source and nothing else: every file it copies equals the source's, byte for
+      byte, once the solution is put back into its blanks and the marker lines are dropped; it lacks
+      only the instructor's files and the results; it adds only its generated pages
   (f) each plausible wrong solution in course/wrong_solutions.py fails at least one graded test
+  (g) the handout's pages are its own: HANDOUT.md's line numbers are its blanks' lines in the handout,
+      and no page (.md) names a file of the source that the handout does not hold
 
-  python course/check_kit.py                 # all of it, before a release (about 10 minutes on 2 cores)
-  python course/check_kit.py --fast          # (b), (d), (e) and one wrong solution per assignment
+  python course/check_kit.py                 # all of it, before a release (about 15 minutes on 2 cores)
+  python course/check_kit.py --fast          # (b) without the collection, (d), (e), (g), one wrong solution each
   python course/check_kit.py --write-expected   # record (c)'s failing tests after changing tests on purpose
 
 The test suite runs the fast form (tests/test_course.py).
@@ -20,6 +28,7 @@ The test suite runs the fast form (tests/test_course.py).
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,11 +37,12 @@ import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_handout import ASSIGNMENTS, BEGIN, END, ROOT, KitError, make_handout  # noqa: E402
+from make_handout import (ASSIGNMENTS, BEGIN, CODED, END, GENERATED, ROOT, YOUR_CODE, KitError,  # noqa: E402
+                          git_files, make_handout, marked, tracked_files)
 from wrong_solutions import WRONG  # noqa: E402
 
-CODED = [a for a in ASSIGNMENTS if a != "A6"]  # A6 is an experiment: no blanks, no graded tests
 EXPECTED = os.path.join(HERE, "expected_failures.json")
+LAST = CODED[-1]  # a course handout blanks its assignment through this one
 
 
 def pytest(folder, *args):
@@ -60,9 +70,9 @@ def collect(folder):
     return {line.strip() for line in out.splitlines() if "::" in line}
 
 
-def handout(assignment, tmp):
-    out = os.path.join(tmp, assignment)
-    return out, make_handout(assignment, out)
+def handout(assignment, tmp, through=None):
+    out = os.path.join(tmp, assignment + (f"..{through}" if through else ""))
+    return out, make_handout(assignment, out, through=through)
 
 
 def check_graded_fail_with_the_stub(assignment, folder, solution_ids):
@@ -81,9 +91,72 @@ def check_graded_fail_with_the_stub(assignment, folder, solution_ids):
     return sorted(res)
 
 
-def check_no_leaks(assignment, folder, blanks):
-    """(d) no blanked line (25+ characters) anywhere else in the handout, tests included."""
-    lines = {s.strip() for regions in blanks.values() for _, _, sol in regions for s in sol if len(s.strip()) >= 25}
+STUB = re.compile(r"NotImplementedError: (A\d+): see course/")
+
+
+def check_earlier_graded_pass(label, folder, earlier):
+    """(b) in a course handout, the graded tests of the assignments before it all pass: none of them
+    needs the code of an assignment the handout blanks."""
+    if not earlier:
+        return 0
+    res = pytest(folder, "-m", " or ".join(a.lower() for a in earlier))
+    failing = {t: msg for t, msg in res.items() if msg is not None}
+    if failing:
+        why = sorted(f"{t} ({'needs ' + m.group(1) if (m := STUB.search(msg)) else msg.splitlines()[0][:80]})"
+                     for t, msg in failing.items())
+        raise KitError(f"{label}: graded tests of earlier assignments fail in this handout, so a student cannot "
+                       f"pass them before writing a later assignment: {why}")
+    return len(res)
+
+
+TOKEN = re.compile(r"\w+|==|!=|<=|>=|->|\*\*|//|\S")
+SPECIFIC_TOKENS = 6  # a line of fewer tokens is generic (see leaked)
+LONG_LINE = 25
+
+
+def code_tokens(line):
+    """The tokens of a line's code, its trailing comment dropped (a '#' outside quotes starts it)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote and line[i - 1] != "\\" else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            line = line[:i]
+            break
+    return TOKEN.findall(line)
+
+
+def leaked(blanked_lines, text):
+    """(d) the blanked lines that appear in text, a file of the handout. Two rules:
+    - a line whose code has SPECIFIC_TOKENS or more tokens (names, numbers, operators, brackets; its
+      comment dropped) must not appear as a run of tokens on any line of the text, whatever the spacing
+      and whatever surrounds it (code, a comment, a string, a page's backticks): `y[y == pause_id] = -1`
+      (9 tokens) is the answer of A2 at any length. A line of 5 tokens or fewer is at most one name or
+      constant, compared to or assigned to another (`return x, y`, `causal = False`, `if n == 0:`,
+      `by_len = {}`): code anywhere writes such lines, and alone they give nothing away;
+    - a line of LONG_LINE characters or more (comment included) must not appear verbatim: it catches a
+      copied comment that explains the solution.
+    A tripwire for copies, not a proof: a test that reimplements a blank with other names passes it."""
+    found = []
+    specific = {}
+    for line in blanked_lines:
+        tokens = code_tokens(line.strip())
+        if len(tokens) >= SPECIFIC_TOKENS:
+            specific[" " + " ".join(tokens) + " "] = line.strip()
+    text_lines = [" " + " ".join(TOKEN.findall(t)) + " " for t in text.split("\n")]
+    for key, line in specific.items():
+        if any(key in t for t in text_lines):
+            found.append(line)
+    found += [line.strip() for line in blanked_lines if len(line.strip()) >= LONG_LINE and line.strip() in text
+              and line.strip() not in found]
+    return found
+
+
+def check_no_leaks(label, folder, blanks):
+    """(d) no blanked line anywhere else in the handout, tests and pages included."""
+    lines = [s for regions in blanks.values() for b in regions for s in b.solution]
     for dirpath, _, files in os.walk(folder):
         for name in files:
             path = os.path.join(dirpath, name)
@@ -91,36 +164,107 @@ def check_no_leaks(assignment, folder, blanks):
                 text = open(path, encoding="utf-8").read()
             except (UnicodeDecodeError, OSError):
                 continue
-            for line in lines:
-                if line in text:
-                    raise KitError(f"{assignment}: the blanked line {line!r} appears in {os.path.relpath(path, folder)}")
+            found = leaked(lines, text)
+            if found:
+                raise KitError(f"{label}: the blanked line {found[0]!r} appears in {os.path.relpath(path, folder)}")
 
 
-def check_round_trip(assignment, folder, blanks):
-    """(e) handout + solution regions == source without its marker lines, byte for byte."""
-    for path, regions in blanks.items():
-        source = open(os.path.join(ROOT, path), encoding="utf-8").read()
-        bare = "\n".join(line for line in source.split("\n") if not (BEGIN.match(line) or END.match(line)))
-        lines, out, solutions = open(os.path.join(folder, path), encoding="utf-8").read().split("\n"), [], iter(regions)
+def handout_files(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder).replace(os.sep, "/")
+                  for d, _, files in os.walk(folder) for f in files)
+
+
+def check_round_trip(label, folder, blanks):
+    """(e) every copied file == the source's, once the solution is back in its blanks and the marker
+    lines are dropped; no file missing but the left-out ones, none added but the generated pages."""
+    source = tracked_files(ROOT)
+    have = handout_files(folder)
+    missing, extra = sorted(set(source) - set(have)), sorted(set(have) - set(source) - set(GENERATED))
+    if missing or extra:
+        raise KitError(f"{label}: the handout lacks {missing[:3]} / has files not from the source {extra[:3]}")
+    for path in source:
+        raw = open(os.path.join(ROOT, path), "rb").read()
+        mine = open(os.path.join(folder, path), "rb").read()
+        if not marked(path):
+            if mine != raw:
+                raise KitError(f"{label}: {path} differs from the source")
+            continue
+        bare = "\n".join(line for line in raw.decode().split("\n") if not (BEGIN.match(line) or END.match(line)))
+        lines, out, solutions = mine.decode().split("\n"), [], iter(blanks.get(path, []))
         i = 0
         while i < len(lines):
-            if lines[i].strip() == f"# BEGIN YOUR CODE ({assignment})":
-                out += next(solutions)[2]
+            if YOUR_CODE.match(lines[i]):
+                out += next(solutions).solution
                 i += 3  # the BEGIN YOUR CODE line, the raise and the END YOUR CODE line
             else:
                 out.append(lines[i])
                 i += 1
         if "\n".join(out) != bare:
-            raise KitError(f"{assignment}: {path} differs from the source outside its blanks")
+            raise KitError(f"{label}: {path} differs from the source outside its blanks")
 
 
-def check_expected_failures(assignment, folder, expected):
-    """(c) exactly the listed tests fail when the assignment is blanked."""
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-][\w.-]*(?:\.(?:py|md|json|txt|png|sh|ini|yml|yaml|pt|bin)|/))"
+                  r"(?![\w/-])")
+CITED = re.compile(r"`([^`]+)`, line (\d+)")
+
+
+def check_pages(label, folder, blanks):
+    """(g) HANDOUT.md cites each blank at its line in the handout, and no other line; no page of the
+    handout links to a missing file or names a file (or folder) of the source the handout lacks."""
+    page = open(os.path.join(folder, "HANDOUT.md")).read()
+    cited = {(path, int(n)) for path, n in CITED.findall(page)}
+    want = {(path, b.line) for path, regions in blanks.items() for b in regions}
+    if cited != want:
+        raise KitError(f"{label}: HANDOUT.md cites lines {sorted(cited - want)[:3]} that are not blanks; "
+                       f"misses {sorted(want - cited)[:3]}")
+    for path, line in want:
+        text = open(os.path.join(folder, path)).read().split("\n")
+        if not YOUR_CODE.match(text[line - 1]):
+            raise KitError(f"{label}: HANDOUT.md's {path}, line {line} is not a BEGIN YOUR CODE line")
+    source = git_files(ROOT)
+    have = set(handout_files(folder))
+    names = {p.rsplit("/", 1)[-1] for p in have}
+    folders = {p.rsplit("/", 1)[0] + "/" for p in have if "/" in p}
+    folders |= {"/".join(p.split("/")[:i]) + "/" for p in have for i in range(1, p.count("/"))}
+
+    def lacks(ref):  # a source file or folder that the handout does not hold
+        ref = os.path.normpath(ref).replace(os.sep, "/") + ("/" if ref.endswith("/") else "")
+        if ref.endswith("/"):
+            return any(p.startswith(ref) for p in source) and ref not in folders
+        if "/" not in ref:
+            return any(p.rsplit("/", 1)[-1] == ref for p in source) and ref not in names
+        return ref in source and ref not in have
+
+    for md in sorted(p for p in have if p.endswith(".md")):
+        text = open(os.path.join(folder, md), encoding="utf-8").read()
+        for target in LINK.findall(text):
+            target = target.split("#")[0]
+            if not target or "://" in target or target.startswith("mailto:"):
+                continue
+            full = os.path.normpath(os.path.join(os.path.dirname(md), target)).replace(os.sep, "/")
+            if not (full in have or full + "/" in folders or full.rstrip("/") + "/" in folders):
+                raise KitError(f"{label}: {md} links to {target}, which the handout does not hold")
+        for ref in PATH.findall(text):
+            if lacks(ref.removeprefix("./")):
+                raise KitError(f"{label}: {md} names {ref}, which the handout does not hold")
+
+
+def check_handout(label, folder, blanks):
+    check_no_leaks(label, folder, blanks)
+    check_round_trip(label, folder, blanks)
+    check_pages(label, folder, blanks)
+
+
+def check_expected_failures(key, folder, expected):
+    """(c) exactly the listed tests fail in the handout `key` ("A2", or "A2..A5")."""
     failing = sorted(t for t, msg in pytest(folder).items() if msg is not None)
-    if expected is not None and failing != sorted(expected.get(assignment, [])):
-        extra = sorted(set(failing) - set(expected.get(assignment, [])))
-        missing = sorted(set(expected.get(assignment, [])) - set(failing))
-        raise KitError(f"{assignment}: unexpected failures {extra[:3]}, expected but passing {missing[:3]}")
+    if expected is not None and key not in expected:
+        raise KitError(f"{key}: not in {os.path.basename(EXPECTED)}; record it with --write-expected")
+    if expected is not None and failing != sorted(expected.get(key, [])):
+        extra = sorted(set(failing) - set(expected.get(key, [])))
+        missing = sorted(set(expected.get(key, [])) - set(failing))
+        raise KitError(f"{key}: unexpected failures {extra[:3]}, expected but passing {missing[:3]}")
     return failing
 
 
@@ -150,18 +294,29 @@ def check(fast=False, write_expected=False, log=print):
     with tempfile.TemporaryDirectory() as tmp:
         for assignment in ASSIGNMENTS:
             folder, blanks = handout(assignment, tmp)
-            check_no_leaks(assignment, folder, blanks)
-            check_round_trip(assignment, folder, blanks)
+            check_handout(assignment, folder, blanks)
             if assignment not in CODED:
                 if blanks:
                     raise KitError(f"{assignment} is an experiment but has blanks: {list(blanks)}")
-                log(f"{assignment}: no blanks (d, e)")
+                log(f"{assignment}: no blanks (d, e, g)")
                 continue
-            graded = check_graded_fail_with_the_stub(assignment, folder, solution_ids)
-            line = f"{assignment}: {len(graded)} graded tests fail with the stub (b); no leaks (d); round trip (e)"
+            course, cfolder = assignment, folder  # the course handout (for the last one, the single one)
+            if assignment != LAST:
+                course = f"{assignment}..{LAST}"
+                cfolder, cblanks = handout(assignment, tmp, through=LAST)
+                check_handout(course, cfolder, cblanks)
+            graded = check_graded_fail_with_the_stub(assignment, cfolder, solution_ids)
+            earlier = check_earlier_graded_pass(course, cfolder, CODED[:CODED.index(assignment)])
+            line = (f"{assignment}: {len(graded)} graded tests fail with the stub and {earlier} of earlier "
+                    f"assignments pass in {course} (b); no leaks (d); round trip (e); pages (g)")
             if not fast:
-                recorded[assignment] = check_expected_failures(assignment, folder, expected)
-                line += f"; {len(recorded[assignment])} tests fail in all, " + ("recorded (c)" if write_expected else "as expected (c)")
+                if cfolder != folder:
+                    check_graded_fail_with_the_stub(assignment, folder, solution_ids)
+                for key, f in [(assignment, folder)] + ([(course, cfolder)] if cfolder != folder else []):
+                    recorded[key] = check_expected_failures(key, f, expected)
+                line += "; " + ", ".join(f"{len(recorded[k])} tests fail in {k}" for k in recorded
+                                         if k.split("..")[0] == assignment)
+                line += " (c, " + ("recorded)" if write_expected else "as expected)")
             log(line)
             for a, path, old, new, what in WRONG:
                 if a == assignment and (not fast or a not in done_wrong):
@@ -177,7 +332,7 @@ def check(fast=False, write_expected=False, log=print):
 
 def main(argv):
     parser = argparse.ArgumentParser(description="check the course kit")
-    parser.add_argument("--fast", action="store_true", help="(b), (d), (e), one wrong solution per assignment")
+    parser.add_argument("--fast", action="store_true", help="(b), (d), (e), (g), one wrong solution per assignment")
     parser.add_argument("--write-expected", action="store_true", help="record (c) instead of checking it")
     args = parser.parse_args(argv)
     try:

@@ -1,5 +1,8 @@
-"""The course kit: handouts are made right, and the fast form of course/check_kit.py passes."""
+"""The course kit: handouts are made right, the autograder scores them, and the fast form of
+course/check_kit.py passes."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -28,26 +31,99 @@ def test_blank_replaces_its_regions_and_drops_other_markers():
     out, blanks = make_handout.blank(text, "f.py", "A2")
     assert out == ("def f():\n    # BEGIN YOUR CODE (A2)\n    raise NotImplementedError(\"A2: see course/A2.md\")\n"
                    "    # END YOUR CODE\n\ndef g():\n    return 1\n")
-    assert blanks == [(1, 3, ["    return 2"])]
+    assert blanks == [(1, 3, ["    return 2"], "A2", 2)]  # the last: the handout's own BEGIN YOUR CODE line
+    # several at once (--through): each region its own stub, each line number the handout's
+    text = "# BEGIN SOLUTION A1\na = 1\nb = 2\nc = 3\n# END SOLUTION\nx = 0\n# BEGIN SOLUTION A2\nd = 4\n# END SOLUTION\n"
+    out, blanks = make_handout.blank(text, "f.py", ["A1", "A2"])
+    assert [(b.tag, b.line) for b in blanks] == [("A1", 1), ("A2", 5)]
+    assert out.split("\n")[4] == "# BEGIN YOUR CODE (A2)"
+
+
+def test_blanked_range_is_an_assignment_and_every_later_one():
+    assert make_handout.blanked_range("A2") == ["A2"]
+    assert make_handout.blanked_range("A2", "A5") == ["A2", "A3", "A4", "A5"]
+    with pytest.raises(make_handout.KitError, match="comes before"):
+        make_handout.blanked_range("A3", "A1")
+
+
+def make(*args):
+    return subprocess.run([sys.executable, "course/make_handout.py", *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_handout_command_line(tmp_path):
     out = tmp_path / "h"
-    p = subprocess.run([sys.executable, "course/make_handout.py", "A4", f"--out={out}"], cwd=ROOT,
-                       capture_output=True, text=True)
+    p = make("A4", f"--out={out}", "--no-autograder")
     assert p.returncode == 0, p.stderr
     assert 'raise NotImplementedError("A4: see course/A4.md")' in (out / "pause.py").read_text()
     assert "SOLUTION" not in (out / "pause.py").read_text() + (out / "model.py").read_text()
     assert not (out / "course" / "wrong_solutions.py").exists() and not (out / ".git").exists()
     assert "A4" in (out / "HANDOUT.md").read_text() and (out / "course" / "A4.md").exists()
-    p = subprocess.run([sys.executable, "course/make_handout.py", "A9", f"--out={tmp_path}/x"], cwd=ROOT,
-                       capture_output=True, text=True)
-    assert p.returncode == 2 and p.stderr.strip() == "make_handout.py: unknown assignment 'A9'; known: A1, A2, A3, A4, A5, A6"
+    assert not (tmp_path / "h-autograder").exists()
+    for bad, message in [(["A9"], "unknown assignment 'A9'; known: A1, A2, A3, A4, A5, A6"),
+                         (["A3", "--through=A1"], "--through A1 comes before A3"),
+                         (["A3", "--through=A4", "--grade=A5"], "--grade A5: not blanked in this handout (blanked: A3, A4)")]:
+        p = make(*bad, f"--out={tmp_path}/x")
+        assert p.returncode == 2 and p.stderr.strip() == f"make_handout.py: {message}"
+
+
+def test_course_handout_blanks_later_assignments_and_ships_no_answers(tmp_path):
+    """A3 --through A5: no solution of A3..A5, no results, a README of its own, HANDOUT.md's line
+    numbers the handout's."""
+    out = tmp_path / "A3"
+    p = make("A3", "--through", "A5", f"--out={out}", "--no-autograder")
+    assert p.returncode == 0, p.stderr
+    pause, model = (out / "pause.py").read_text(), (out / "model.py").read_text()
+    for tag, text in [("A3", pause), ("A4", pause), ("A5", model)]:
+        assert f'raise NotImplementedError("{tag}: see course/{tag}.md")' in text
+    assert 'NotImplementedError("A2' not in pause and "y[y == pause_id] = -1" in pause  # earlier ones: solved
+    assert "SOLUTION" not in pause + model
+    assert sorted(os.listdir(out / "results")) == ["README.md"] and not (out / "bench" / "README.md").exists()
+    assert not (out / "course" / "README.md").exists() and not (out / "tests" / "mutants.py").exists()
+    readme = (out / "README.md").read_text()
+    assert "handout A3" in readme and "68.4" not in readme and "mutants" not in readme and "check_kit" not in readme
+    cited = check_kit.CITED.findall((out / "HANDOUT.md").read_text())
+    assert len(cited) == 4  # A3, A4 in pause.py; A5's two in model.py
+    for path, line in cited:
+        assert (out / path).read_text().split("\n")[int(line) - 1].strip().startswith("# BEGIN YOUR CODE (")
+
+
+def test_leak_rule_catches_specific_lines_of_any_length_but_not_generic_ones():
+    solution = ["    x, y = seqs[:, :-1], seqs[:, 1:].copy()", "    y[y == pause_id] = -1", "    return x, y",
+                "    causal = False  # one new query may attend to every cached key"]
+    assert check_kit.leaked(solution, "def test_x():\n    causal = False\n    return x, y\n") == []
+    for text in ["    want[want==pause_id]=-1\n    y[y==pause_id] = -1  # the rule\n",  # other spacing, a comment
+                 "assert f(s) == 1; y[ y == pause_id ] = -1\n",  # inside a longer line
+                 "The rule is `y[y == pause_id] = -1`.\n",  # a page
+                 'CODE = "y[y == pause_id] = -1"\n']:  # a string
+        assert check_kit.leaked(solution, text) == ["y[y == pause_id] = -1"], text
+    assert check_kit.leaked(solution, "# causal = False  # one new query may attend to every cached key\n") == [
+        "causal = False  # one new query may attend to every cached key"]  # a long line, verbatim
+
+
+def test_page_check_refuses_wrong_line_numbers_and_missing_files(tmp_path):
+    out = str(tmp_path / "A2")
+    blanks = make_handout.make_handout("A2", out)
+    check_kit.check_pages("A2", out, blanks)
+    handout_md, readme_md = os.path.join(out, "HANDOUT.md"), os.path.join(out, "README.md")
+    page, readme = open(handout_md).read(), open(readme_md).read()
+    line = blanks["pause.py"][0].line
+    open(handout_md, "w").write(page.replace(f"line {line} ", f"line {line + 1} "))
+    with pytest.raises(make_handout.KitError, match="HANDOUT.md cites lines"):
+        check_kit.check_pages("A2", out, blanks)
+    open(handout_md, "w").write(page)
+    for named in ["`tests/mutants.py`", "python course/check_kit.py", "(see check_kit.py)",
+                  "[the results](results/default.md)", "the numbers in results/paper.md"]:
+        open(readme_md, "w").write(readme + named + "\n")
+        with pytest.raises(make_handout.KitError, match="README.md (names|links to)"):
+            check_kit.check_pages("A2", out, blanks)
+    open(readme_md, "w").write(readme + "run `python eval.py`, then read out/default/results.md\n")
+    check_kit.check_pages("A2", out, blanks)  # a file the student makes is no missing file
 
 
 def test_kit_fast_form():
-    """(b) every graded test of each handout fails with its own stub, (d) no leaks, (e) round trip,
-    (f) one wrong solution per assignment is caught. The full check: python course/check_kit.py."""
+    """(b) every graded test of each course handout fails with its own stub and the earlier ones pass,
+    (d) no leaks, (e) round trip, (g) pages, (f) one wrong solution per assignment is caught. The full
+    check: python course/check_kit.py."""
     lines = []
     check_kit.check(fast=True, log=lines.append)
     assert [line[:3] for line in lines if line.startswith("A")] == ["A1:", "A2:", "A3:", "A4:", "A5:", "A6:"]
@@ -73,3 +149,91 @@ def test_stub_check_refuses_a_graded_test_that_fails_for_another_reason(monkeypa
                   None]:  # None: the test passed
         with pytest.raises(make_handout.KitError, match=r"A2: graded tests that do not fail with the stub: \['t::b'\]"):
             graded({"t::a": ok, "t::b": other})
+
+
+def test_earlier_graded_tests_must_not_need_a_later_assignment(monkeypatch):
+    """check_kit's (b) in a course handout: A4's graded tests must pass while A5 is blank, or a student
+    given `A4 --through A5` can never pass A4."""
+    stub = "NotImplementedError: A5: see course/A5.md\nE   NotImplementedError: A5: see course/A5.md"
+    monkeypatch.setattr(check_kit, "pytest", lambda folder, *args: {"t::a": None, "t::b": stub})
+    with pytest.raises(make_handout.KitError, match=r"A5: graded tests of earlier .* \['t::b \(needs A5\)'\]"):
+        check_kit.check_earlier_graded_pass("A5", "handout", ["A4"])
+    monkeypatch.setattr(check_kit, "pytest", lambda folder, *args: {"t::a": None, "t::b": None})
+    assert check_kit.check_earlier_graded_pass("A5", "handout", ["A4"]) == 2
+
+
+def test_gradescope_autograder_scores_the_solution_full_and_the_stub_zero(tmp_path):
+    """The autograder made with the A2 handout, run as Gradescope runs it (run_autograder with its
+    folders under AUTOGRADER_ROOT): exactly A2's graded tests, one point each; the solution's pause.py
+    scores all, the handout's stub none, and a test file sent along with it changes nothing."""
+    p = make("A2", f"--out={tmp_path}/A2", "--grade-seed=7")
+    assert p.returncode == 0, p.stderr
+    grader = tmp_path / "A2-autograder"
+    assert json.loads((grader / "autograder.json").read_text()) == {"graded": ["A2"], "files": ["pause.py"]}
+    assert (grader / "grade_seed").read_text().strip() == "7" and (grader / "handout" / "HANDOUT.md").exists()
+    want = subprocess.run([sys.executable, "-m", "pytest", "-q", "--collect-only", "-m", "a2", "-p", "no:cacheprovider"],
+                          cwd=ROOT, capture_output=True, text=True).stdout
+    want = sorted("A2: " + line.strip() for line in want.splitlines() if "::" in line)
+    env = {k: v for k, v in os.environ.items() if k != "NANOPAUSE_GRADE_SEED"}
+
+    def grade(files):
+        root = tmp_path / "gradescope"
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(grader, root / "source")
+        for path, text in files.items():
+            (root / "submission" / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / "submission" / path).write_text(text)
+        p = subprocess.run(["bash", str(grader / "run_autograder")], capture_output=True, text=True,
+                           env={**env, "AUTOGRADER_ROOT": str(root), "NANOPAUSE_PYTHON": sys.executable})
+        assert p.returncode == 0 and "NANOPAUSE_GRADE_SEED=7" in p.stdout, p.stdout + p.stderr
+        results = json.loads((root / "results" / "results.json").read_text())
+        assert sorted(t["name"] for t in results["tests"]) == want and len(want) >= 2
+        assert all(t["max_score"] == 1 for t in results["tests"])
+        return results
+
+    solved = grade({"pause.py": open(os.path.join(ROOT, "pause.py")).read()})
+    assert solved["score"] == len(want) and all(t["status"] == "passed" for t in solved["tests"])
+    cheat = "def test_lm_targets_on_random_windows():\n    pass\n"
+    stub = grade({"repo/pause.py": (tmp_path / "A2" / "pause.py").read_text(), "repo/tests/test_pause.py": cheat})
+    assert stub["score"] == 0 and all("NotImplementedError: A2" in t["output"] for t in stub["tests"])
+    assert "graded repo/pause.py as pause.py" in stub["output"]
+
+
+def test_full_check_records_and_checks_single_and_course_handouts(tmp_path, monkeypatch):
+    """The full check's bookkeeping, with pytest faked (the real one takes minutes): --write-expected
+    records the failing tests of each single handout ("A2") and each course handout ("A2..A5"), and
+    the full check then holds every handout to its own list."""
+    def fake_pytest(folder, *args):
+        name = os.path.basename(folder)
+        if args[:1] == ("-m",):
+            markers = args[1].split(" or ")
+            if name == "repo":  # a wrong solution: caught
+                return {"t::wrong": "AssertionError"}
+            if markers == [name.split("..")[0].lower()]:  # the handout's own graded tests: the stub
+                a = name.split("..")[0]
+                return {f"t::{a}": f"NotImplementedError: {a}: see course/{a}.md"}
+            return {f"t::{m}": None for m in markers}  # earlier assignments' graded tests: pass
+        if args[:1] and args[0].startswith("--ignore"):  # (a) the solution
+            return {"t::all": None}
+        return {f"t::needs_{name}": "NotImplementedError", "t::other": None}  # (c) the whole suite
+
+    monkeypatch.setattr(check_kit, "pytest", fake_pytest)
+    monkeypatch.setattr(check_kit, "collect", lambda folder: {"tests/test_x.py::t"})
+    monkeypatch.setattr(check_kit, "EXPECTED", str(tmp_path / "expected.json"))
+    check_kit.check(write_expected=True, log=lambda line: None)
+    recorded = json.loads((tmp_path / "expected.json").read_text())
+    assert sorted(recorded) == ["A1", "A1..A5", "A2", "A2..A5", "A3", "A3..A5", "A4", "A4..A5", "A5"]
+    assert recorded["A2..A5"] == ["t::needs_A2..A5"]
+    lines = []
+    check_kit.check(log=lines.append)
+    assert [line for line in lines if line.startswith("A2:")] == [
+        "A2: 1 graded tests fail with the stub and 1 of earlier assignments pass in A2..A5 (b); no leaks (d); "
+        "round trip (e); pages (g); 1 tests fail in A2, 1 tests fail in A2..A5 (c, as expected)"]
+    recorded["A3..A5"] = []
+    (tmp_path / "expected.json").write_text(json.dumps(recorded))
+    with pytest.raises(make_handout.KitError, match=r"A3..A5: unexpected failures \['t::needs_A3..A5'\]"):
+        check_kit.check(log=lambda line: None)
+    del recorded["A3..A5"]
+    (tmp_path / "expected.json").write_text(json.dumps(recorded))
+    with pytest.raises(make_handout.KitError, match=r"A3..A5: not in expected.json; record it with --write-expected"):
+        check_kit.check(log=lambda line: None)
