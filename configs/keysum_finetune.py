@@ -1,4 +1,4 @@
-# The old default (keysum, until issue 11): its finetuning phase. results/README.md has its command.
+# The old default (keysum, before the late-key parity default): its finetuning phase. results/README.md has its command.
 # The model's shape and vocab come from the pretrained checkpoint.
 task = "keysum"
 n_train = 20000

@@ -1,4 +1,4 @@
-# The old default (keysum, until issue 11): its pretraining phase. results/README.md has its command.
+# The old default (keysum, before the late-key parity default): its pretraining phase. results/README.md has its command.
 # Only fields of train.Config may appear here; anything else is an error.
 task = "keysum"
 n_pretrain = 100000

@@ -34,7 +34,7 @@ WRONG = [  # (assignment, file, solution text, wrong text, the mistake)
      "keys written at the start, not at pos"),
     ("A5", "model.py", "                causal = False  # one new query may attend to every cached key",
      "                causal = True", "one new query masked causally against the whole cache"),
-    # --- issue 21: mistakes students made that the first graded tests let through ---
+    # --- mistakes students made that the first graded tests let through ---
     ("A1", "pause.py", "keys = rng.random((B, L + n))", "keys = np.random.default_rng(0).random((B, L + n))",
      "ignores its rng: a seed fixed inside, so every batch gets the same pauses"),
     ("A1", "pause.py", "keys = rng.random((B, L + n))", "keys = np.random.random((B, L + n))",

@@ -96,6 +96,20 @@ def test_pretrain_from_token_files(tmp_path):
         data.phase_data(dataclasses.replace(cfg, data_dir=str(tmp_path / "nowhere")))
 
 
+def two_processes_and_one(tmp_path, args, extra_path=None):
+    """Train args with torchrun on 2 gloo processes and in this process; (DDP weights, one-process
+    weights, the one-process result). extra_path goes first on the processes' PYTHONPATH."""
+    root = train.__file__.rsplit("/", 1)[0]
+    path = os.pathsep.join(p for p in (extra_path, root) if p)
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "train.py", *args, f"--out_dir={tmp_path}/ddp"], cwd=root, capture_output=True,
+                         text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    single = train.train(parse_config(args + [f"--out_dir={tmp_path}/one"]))
+    a = torch.load(f"{tmp_path}/ddp/ckpt.pt", weights_only=True)["model"]
+    return a, torch.load(single["ckpt"], weights_only=True)["model"], single
+
+
 def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path):
     """torchrun with 2 gloo processes x 1 micro-batch == 1 process x 2 micro-batches, same weights, with
     dropout on: the ranks must draw the dropout masks of micro-batches 0 and 1, not the same masks.
@@ -103,17 +117,9 @@ def test_ddp_two_processes_equal_one_process_with_accumulation(tmp_path):
     and the CPU, not nccl and cuda:1."""
     args = TINY + ["--max_iters=4", "--grad_accum=2", "--eval_interval=100", "--pause_frac=0.1", "--dropout=0.2",
                    "--device=cpu"]
-    root = train.__file__.rsplit("/", 1)[0]
     (tmp_path / "fake_cuda").mkdir()
     (tmp_path / "fake_cuda" / "sitecustomize.py").write_text("import torch\ntorch.cuda.is_available = lambda: True\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{tmp_path}/fake_cuda{os.pathsep}{root}"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "train.py", *args, f"--out_dir={tmp_path}/ddp"], cwd=root, capture_output=True,
-                         text=True, env=env, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    single = train.train(parse_config(args + [f"--out_dir={tmp_path}/one"]))
-    a = torch.load(f"{tmp_path}/ddp/ckpt.pt", weights_only=True)["model"]
-    b = torch.load(single["ckpt"], weights_only=True)["model"]
+    a, b, single = two_processes_and_one(tmp_path, args, extra_path=f"{tmp_path}/fake_cuda")
     torch.manual_seed(1337)  # the seed train() builds its model with: the initial weights
     init = GPT(GPTConfig(**torch.load(single["ckpt"], weights_only=True)["model_args"])).state_dict()
     for k in b:
@@ -249,15 +255,7 @@ def test_ddp_two_processes_with_two_micro_batches_each_equal_one_process_with_fo
     across ranks (rank 0's second micro-batch = rank 1's first) gives other weights."""
     args = TINY + ["--max_iters=3", "--grad_accum=4", "--eval_interval=100", "--pause_frac=0.1", "--dropout=0.2",
                    "--device=cpu"]
-    root = train.__file__.rsplit("/", 1)[0]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "train.py", *args, f"--out_dir={tmp_path}/ddp"], cwd=root, capture_output=True,
-                         text=True, env=env, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    single = train.train(parse_config(args + [f"--out_dir={tmp_path}/one"]))
-    a = torch.load(f"{tmp_path}/ddp/ckpt.pt", weights_only=True)["model"]
-    b = torch.load(single["ckpt"], weights_only=True)["model"]
+    a, b, single = two_processes_and_one(tmp_path, args)
     for k in b:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
     init = initial_weights(single["ckpt"])
