@@ -16,7 +16,7 @@ from common import parse_config
 from data import Vocab
 from model import GPT, GPTConfig
 from pause import answer, choice_logprob, collate, format_example, insert_pauses, lm_targets, pause_slots
-from tiny import EOT, PAUSE, TINY, V, Successor, all_logits, tiny
+from tiny import EOT, PAUSE, TINY, V, Scripted, Successor, all_logits, digest, tiny
 from train import Config
 
 
@@ -170,13 +170,18 @@ def test_lm_targets_ignore_exactly_pause_predictions():
 
 @pytest.mark.a2
 def test_lm_targets_on_random_windows(grade_rng):
-    P = 7
-    seqs = grade_rng.integers(0, 9, (50, 33))  # ids 0..8 with 7 as the pause: about 1 in 9 is a pause
+    """Random windows of ids 0..8 with 7 as the pause (about 1 in 9): the targets of 12 fixed windows match
+    stored fingerprints of the right ones; any windows keep their inputs as they were."""
+    seqs = np.random.default_rng(2024).integers(0, 9, (12, 33))
+    x, y = lm_targets(seqs, 7)
+    expected = ['abe721f461', 'ddaaa80a67', '2f4b432303', '306a271fbd', 'c923198354', '786aaada38',
+                '97f96183b0', 'bc9da1ad28', '53191bbd20', '8030ca0949', 'c721660288', 'c4dda29123']
+    for i, want in enumerate(expected):
+        assert digest(x[i], y[i]) == want, f"window {i}: {seqs[i].tolist()} gave targets {y[i].tolist()}"
+    seqs = grade_rng.integers(0, 9, (50, 33))
     before = seqs.copy()
-    x, y = lm_targets(seqs, P)
+    x, y = lm_targets(seqs, 7)
     assert x.shape == y.shape == (50, 32) and (x == seqs[:, :-1]).all()
-    nxt = seqs[:, 1:]
-    assert ((y == -1) == (nxt == P)).all() and (y[nxt != P] == nxt[nxt != P]).all()
     assert (seqs == before).all() and not (x == -1).any()  # the inputs are not changed in place
 
 
@@ -225,18 +230,21 @@ def test_format_example_layout_and_targets():
 
 
 @pytest.mark.a3
-def test_format_example_on_random_examples(grade_rng):
-    P, E = 90, 91
-    for _ in range(50):
-        prefix = grade_rng.integers(0, 50, grade_rng.integers(1, 12))
-        target = grade_rng.integers(0, 50, grade_rng.integers(1, 5))
-        m = int(grade_rng.integers(0, 9))
-        for placement in ("append", "prepend"):
-            x, y = format_example(prefix, target, m, P, E, placement)
-            head = [*prefix, *[P] * m] if placement == "append" else [*[P] * m, *prefix]
-            assert x.tolist() == head + target.tolist()
-            supervised = len(prefix) + m - 1  # from here on: the target tokens, then the end token
-            assert (y[:supervised] == -1).all() and y[supervised:].tolist() == target.tolist() + [E]
+def test_format_example_on_random_examples():
+    """12 fixed random examples (prefix, target, M) in both placements, pause 90, end token 91: x and y
+    match stored fingerprints of the right ones."""
+    rng = np.random.default_rng(2025)
+    expected = [('a90cf69ae2', '1e1ceed489'), ('a771a4b4cb', 'c9a2a39826'), ('0a1d98feaa', '0eaeb100b5'),
+                ('949cae006f', '4b97387939'), ('6fd9164e84', '6fd9164e84'), ('a8640aa904', '88d4e3d655'),
+                ('f859693958', '687af74d55'), ('cf1965610b', '2f3998aa8d'), ('ee7231dc8f', 'a3ed61b284'),
+                ('51fb8ad67d', '3b4e798231'), ('e55d64eaa4', '5737fc3f4b'), ('12ea1b9088', '7a5d946723')]
+    for want in expected:
+        prefix, target = rng.integers(0, 50, rng.integers(1, 12)), rng.integers(0, 50, rng.integers(1, 5))
+        m = int(rng.integers(0, 9))
+        for placement, w in zip(("append", "prepend"), want):
+            x, y = format_example(prefix, target, m, 90, 91, placement)
+            assert digest(x, y) == w, (f"prefix {prefix.tolist()}, target {target.tolist()}, M={m}, {placement}: "
+                                       f"gave x {x.tolist()}, y {y.tolist()}")
 
 
 @pytest.mark.a3
@@ -341,32 +349,32 @@ def test_generate_never_emits_pause():
     assert all(PAUSE not in a for a in out)
 
 
-def reference_answer(model, prompt, n_pause, max_new):
-    """Spelled out: prompt + pauses through plain greedy generation, output after the last pause,
-    cut at the end token."""
-    idx = torch.tensor([prompt + [PAUSE] * n_pause])
-    out = model.generate(idx, max_new, ban_ids=(PAUSE,))[0, idx.size(1):].tolist()
-    return out[:out.index(EOT)] if EOT in out else out
+def count_rule(ctx):
+    """A scripted model's next token: the pauses in the context and its length decide it; the end token
+    once the context holds 12 ids."""
+    return EOT if len(ctx) >= 12 else (3 * ctx.count(PAUSE) + len(ctx)) % 10
 
 
 @pytest.mark.a4
 def test_answer_appends_pauses_and_reads_after_them():
-    model = tiny(1)
-    for m in (0, 1, 5):
-        assert answer(model, [[1, 2, 3, 4]], m, PAUSE, EOT, max_new_tokens=6)[0] == \
-            reference_answer(model, [1, 2, 3, 4], m, 6)
+    """Stored outputs of a scripted model: M = 0 is cut at max_new_tokens, M = 5 at the end token."""
+    model = Scripted(count_rule)
+    expected = {0: [4, 5, 6, 7, 8, 9], 1: [8, 9, 0, 1, 2, 3], 5: [4, 5, 6]}
+    for m, want in expected.items():
+        assert answer(model, [[1, 2, 3, 4]], m, PAUSE, EOT, max_new_tokens=6) == [want], f"M={m}"
+
+
+def where_rule(ctx):
+    """A scripted model's next token: which token fills the slots, and whether they come first, decide it."""
+    return EOT if len(ctx) >= 10 else (len(ctx) + 2 * ctx.count(10) + 5 * (ctx[0] == PAUSE)) % 10
 
 
 @pytest.mark.a4
 def test_answer_with_dots_or_prepended_pauses():
-    model = tiny(7)
-    DOT = 10
-    got = answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5, filler_id=DOT)[0]
-    ref = model.generate(torch.tensor([[1, 2, 3] + [DOT] * 4]), 5, ban_ids=(PAUSE,))[0, 7:].tolist()
-    assert got == (ref[:ref.index(EOT)] if EOT in ref else ref)
-    got = answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5, placement="prepend")[0]
-    ref = model.generate(torch.tensor([[PAUSE] * 4 + [1, 2, 3]]), 5, ban_ids=(PAUSE,))[0, 7:].tolist()
-    assert got == (ref[:ref.index(EOT)] if EOT in ref else ref)
+    model, DOT = Scripted(where_rule), 10
+    assert answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5) == [[7, 8, 9]]
+    assert answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5, filler_id=DOT) == [[5, 6, 7]]
+    assert answer(model, [[1, 2, 3]], 4, PAUSE, EOT, max_new_tokens=5, placement="prepend") == [[2, 3, 4]]
 
 
 @pytest.mark.a4
