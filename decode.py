@@ -5,7 +5,7 @@ first reading: it is about one kind of machine, not about pauses or about how a 
 A decode step multiplies one row per sequence by every weight, so on a CPU it is bound by the bytes it
 reads and by the number of calls it makes. A Decoder (below) keeps the weights in the layout a one-row
 step reads fastest and reads the head's argmax from an int8 copy, rescored in float32 so that the token
-is exactly the float32 argmax. The scorers (eval.accuracy, downstream.evaluate) hand pause.answer
+is exactly the float32 argmax. The scorers (train.accuracy, downstream.evaluate) hand pause.answer
 fast(model) instead of the model; everything else (sampling, a GPU, a model that computes otherwise)
 goes through the model's own generate.
 

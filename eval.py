@@ -29,12 +29,10 @@ import downstream
 from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, map_jobs, parse_config,
                     pick_device, read_checkpoint, run_cli, seed_stats, write_results)
 from data import data_files, get_encoding
-from decode import fast
-from report import plot, table_markdown
+from report import curve_markdown, plot, plot_curves, table_markdown
 from model import GPT
-from pause import answer
 from tasks import make_examples
-from train import Config, check_config, load_checkpoint, train
+from train import Config, accuracy, check_config, load_checkpoint, train
 
 @dataclass(frozen=True)
 class Variant:
@@ -87,7 +85,7 @@ def compare(ecfg):
     check_writable(ecfg.out_dir)  # before training, not after
     t0, code = time.time(), commit()  # stamp the code as it is when the run starts
     seeds = [ecfg.seed + i for i in range(ecfg.seeds)]
-    done, trained = run_all(ecfg, seeds, names)  # {(seed, variant): (scores, plateau)}, runs trained now
+    done, trained = run_all(ecfg, seeds, names)  # {(seed, variant): (scores, plateau, curve)}, runs trained now
     per_seed = [{k: a for n in names for k, a in done[(s, n)][0].items()} for s in seeds]
     plateaus = [{n: done[(s, n)][1] for n in names} for s in seeds]
     ft = phase_config(ecfg, "finetune", seeds[0])
@@ -101,14 +99,18 @@ def compare(ecfg):
               "plateau = seeds whose validation exact match changed by less than 2 points over the last "
               f"quarter of finetuning; {trained[0]} of {trained[1]} training runs ran in this command, with "
               f"{ecfg.threads} thread(s) each, the others were reused (each checkpoint records its own)")
-    table = table_markdown(rows)
+    curves = [summarize_curve(n, [done[(s, n)][2] for s in seeds]) for n in names]
+    curves = [c for c in curves if c]
+    table = table_markdown(rows) + (curve_markdown(curves) if curves else "")
     stem = os.path.join(ecfg.out_dir, results_name(ecfg))
     png = plot(rows, stem + ".png") if ecfg.plot else None
+    curve_png = plot_curves(curves, stem + "_curve.png") if ecfg.plot and curves else None
     result = write_results(stem,
                            {"seeds": seeds, "eval_config": dataclasses.asdict(ecfg), "task": ft.task,
-                            "n_test": len(pairs), "rows": rows, "plot": png}, f"{header}\n\n{table}", code, t0)
+                            "n_test": len(pairs), "rows": rows, "curves": curves, "plot": png,
+                            "curve_plot": curve_png}, f"{header}\n\n{table}", code, t0)
     print(f"\n{header}\n\n{table}\n\n{result['seconds']:.0f}s; written to {stem}.json"
-          + (f" and {png}" if png else ""))
+          + "".join(f" and {p}" for p in (png, curve_png) if p))
     return result
 
 
@@ -127,7 +129,7 @@ def run_all(ecfg, seeds, names):
     jobs = [(ecfg, s, n, pt[(s, VARIANTS[n].pause_pt)][0]) for s, n in finetunes]
     ft = dict(zip(finetunes, map_jobs(finetune_and_score, jobs, workers, ecfg.threads)))
     trained = sum(not r for _, r in pt.values()) + sum(not r for *_, r in ft.values())
-    return {k: v[:2] for k, v in ft.items()}, (trained, len(pt) + len(ft))
+    return {k: v[:3] for k, v in ft.items()}, (trained, len(pt) + len(ft))
 
 
 def pretrain(ecfg, seed, pause_pt):
@@ -177,16 +179,14 @@ def results_name(ecfg):
 def finetune_and_score(ecfg, seed, name, init_from):
     """Finetune (or reuse) one variant of one seed and score it at each of its conditions. Returns
     ({(variant, M_inf, filler): accuracy}, (plateaued, change of validation exact match over the
-    last quarter, in points), reused)."""
+    last quarter, in points), learning curve, reused)."""
     cfg = finetune_config(ecfg, seed, name, init_from)
     path, reused = ensure_trained(cfg)
-    model, vocab, _ = load_checkpoint(path, pick_device(cfg.device))  # read on the CPU, then moved
+    model, vocab, ckpt = load_checkpoint(path, pick_device(cfg.device))  # read on the CPU, then moved
     model.eval()
-    if cfg.task in downstream.LOADERS:  # no val split to check it on
-        plateau = (None, float("nan"))
-    else:
-        before = load_checkpoint(os.path.join(cfg.out_dir, f"ckpt_{cfg.snapshot_at}.pt"), pick_device(cfg.device))[0]
-        plateau = plateaued(model, before.eval(), vocab, cfg)
+    curve = learning_curve(ckpt)
+    plateau = plateaued(curve, cfg.snapshot_at)
+    if curve:  # a downstream task has no val split to draw one on
         print(f"  seed {seed} {name}: validation exact match {plateau[1]:+.1f} points over the last quarter "
               f"({'plateau' if plateau[0] else 'still changing'})", flush=True)
     examples, scores = test_examples(cfg), {}
@@ -195,18 +195,33 @@ def finetune_and_score(ecfg, seed, name, init_from):
                                               ecfg.progress)["score"]
         print(f"  seed {seed} {name} M_inf={m_inf}{' dots' if filler == 'dot' else ''}: "
               f"{100 * scores[(name, m_inf, filler)]:.1f}%", flush=True)
-    return scores, plateau, reused
+    return scores, plateau, curve, reused
 
 
-def plateaued(model, model_before, vocab, cfg):
-    """The stated convergence criterion: a finetuning run has reached its plateau when its exact match
-    on the validation split changed by less than 2 points over the last quarter of its steps (from the
-    model at 3/4 of the run to the final one), both scored as the run was finetuned (its number and
-    placement of pauses). Returns (bool, change in points)."""
-    val = make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed)
-    change = 100 * (accuracy(model, vocab, val, cfg.n_pause, placement=cfg.placement)
-                    - accuracy(model_before, vocab, val, cfg.n_pause, placement=cfg.placement))
+def learning_curve(ckpt):
+    """A finetuning run's validation exact match at each of its evaluations, as train.py recorded it:
+    {"step": [...], "exact_match": [...] as finetuned, "no_pause": [...] at M_inf = 0}; {} if none."""
+    points = [h for h in ckpt.get("val_history", []) if isinstance(h, dict) and "exact_match" in h]
+    if not points:
+        return {}
+    return {"step": [h["step"] for h in points], "exact_match": [h["exact_match"] for h in points],
+            "no_pause": [h["exact_match_no_pause"] for h in points]}
+
+
+def plateaued(curve, at):
+    """The stated convergence criterion, read from the learning curve: a finetuning run has reached its
+    plateau when its validation exact match (scored as it was finetuned: its pauses, their placement)
+    changed by less than 2 points over the last quarter of its steps (from step `at`, 3/4 of the run, to
+    the last). Returns (bool, change in points); (None, nan) without a curve."""
+    if not curve or at not in curve["step"]:
+        return None, float("nan")
+    change = 100 * (curve["exact_match"][-1] - curve["exact_match"][curve["step"].index(at)])
     return bool(abs(change) < 2.0), float(change)
+
+
+def steps_to(curve, level):
+    """The first step at which the curve's validation exact match reached level (None: never)."""
+    return next((s for s, a in zip(curve["step"], curve["exact_match"]) if a >= level), None)
 
 
 def compute_ratio(task, n_pause):
@@ -326,23 +341,6 @@ def score(model, vocab, cfg, examples, m_inf, filler="pause", placement="append"
             "metric": "exact match"}
 
 
-def accuracy(model, vocab, pairs, n_inf, progress=False, filler="pause", placement="append", mistakes=0):
-    """Exact match of the decoded greedy answer (after n_inf pauses, or '.' with filler="dot"; before
-    the prompt with placement="prepend") with the target text; prints the first `mistakes` wrong ones."""
-    # targets are only compared as text, never encoded: a test answer may use a token the training
-    # text never did (it then simply cannot be produced)
-    max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1  # + the end token
-    prompts = vocab.encode_batch([p for p, _ in pairs])
-    outs = answer(fast(model), prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress,
-                  filler_id=vocab.dot_id if filler == "dot" else None, placement=placement,
-                  ban_ids=vocab.unused_ids)
-    right = [vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]
-    wrong = [i for i, ok in enumerate(right) if not ok][:mistakes]
-    for i in wrong:
-        print(f"  wrong: {pairs[i][0]!r} -> {vocab.decode(outs[i])!r}, expected {pairs[i][1]!r}")
-    return float(np.mean(right))
-
-
 def score_one(ecfg):
     """Score one checkpoint with the pause placement it was finetuned with (its config says), at
     M_inf = n_inf (default: its own n_pause), with pauses or (--filler=dot) '.' tokens in the slots."""
@@ -387,6 +385,22 @@ def summarize(per_seed, plateaus, ecfg, pairs):
                      "positions": positions, "flops_ratio": positions / (prompt_len + answer_len),
                      "train_ratio": train_ratio})
     return rows
+
+
+LEVELS = (0.8, 0.9, 0.95)  # validation exact match levels whose first step the curve table reports
+
+
+def summarize_curve(name, per_seed):
+    """One variant's learning curves over seeds (all evaluated at the same steps): the mean, min and max
+    at each step, as finetuned and at M_inf = 0, each seed's final value and the first step it reached
+    each of LEVELS (None: not within the run). {} without curves."""
+    if not all(per_seed):
+        return {}
+    em = np.array([c["exact_match"] for c in per_seed])
+    return {"variant": name, "pause_ft": VARIANTS[name].pause_ft, "step": per_seed[0]["step"], "seeds": len(per_seed),
+            "mean": em.mean(0).tolist(), "min": em.min(0).tolist(), "max": em.max(0).tolist(),
+            "no_pause_mean": np.mean([c["no_pause"] for c in per_seed], 0).tolist(),
+            "final": em[:, -1].tolist(), "steps_to": {str(lv): [steps_to(c, lv) for c in per_seed] for lv in LEVELS}}
 
 
 def main(argv):

@@ -55,3 +55,73 @@ def plot(rows, path):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def curve_markdown(curves):
+    """The learning curves: per variant the final validation exact match and the first step each seed
+    reached each level; then the mean curve itself (as finetuned, and at M_inf = 0 for pause variants)."""
+    levels = list(curves[0]["steps_to"])
+    lines = ["\n\nValidation exact match during finetuning (the learning curve; "
+             "`<out_dir>/results*_curve.png` plots it): the final value, mean ± std over seeds, and the first "
+             "evaluation step at which each seed reached each level (mean over the seeds that did; `n/N` seeds)\n",
+             "| variant | final val exact match (%) | "
+             + " | ".join(f"steps to {100 * float(lv):.0f}%" for lv in levels) + " |",
+             "|---|---|" + "---|" * len(levels)]
+    for c in curves:
+        final = f"{100 * _mean(c['final']):.1f} ± {100 * _std(c['final']):.1f}"
+        cells = []
+        for lv in levels:
+            got = [s for s in c["steps_to"][lv] if s is not None]
+            cells.append(f"{_mean(got):,.0f} ({len(got)}/{c['seeds']})" if got else
+                         f"not within {c['step'][-1]:,} (0/{c['seeds']})")
+        lines.append(f"| {c['variant']} | {final} | " + " | ".join(cells) + " |")
+    # the mean curves side by side, at most about 16 of their evaluation steps
+    steps = sorted({s for c in curves for s in c["step"]})
+    keep = sorted({steps[round(i * (len(steps) - 1) / 15)] for i in range(16)}) if len(steps) > 16 else steps
+    paused = [c for c in curves if c["pause_ft"]]
+    lines += ["\nMean validation exact match (%) at each evaluation" + (
+              " (`@0`: the same model answering with no pauses)" if paused else "") + "\n",
+              "| step | " + " | ".join(c["variant"] for c in curves) + "".join(f" | {c['variant']} @0" for c in paused) + " |",
+              "|---|" + "---|" * (len(curves) + len(paused))]
+    for s in keep:
+        vals = [c["mean"][c["step"].index(s)] if s in c["step"] else None for c in curves]
+        vals += [c["no_pause_mean"][c["step"].index(s)] if s in c["step"] else None for c in paused]
+        lines.append(f"| {s:,} | " + " | ".join("" if v is None else f"{100 * v:.1f}" for v in vals) + " |")
+    return "\n".join(lines)
+
+
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+def _std(xs):
+    m = _mean(xs)
+    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+
+
+def plot_curves(curves, path):
+    """Validation exact match against finetuning step per variant: the mean over seeds, shaded from the
+    lowest seed to the highest; dotted, a pause variant's model answering with no pauses. None when
+    matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for c in curves:
+        line, = ax.plot(c["step"], [100 * x for x in c["mean"]], label=f"{c['variant']} ({c['seeds']} seeds)")
+        ax.fill_between(c["step"], [100 * x for x in c["min"]], [100 * x for x in c["max"]], alpha=0.15,
+                        color=line.get_color())
+        if c["pause_ft"]:
+            ax.plot(c["step"], [100 * x for x in c["no_pause_mean"]], ":", color=line.get_color(),
+                    label=f"{c['variant']}, answering with no pauses")
+    ax.set_xlabel("finetuning step")
+    ax.set_ylabel("validation exact match (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

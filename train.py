@@ -27,10 +27,11 @@ import downstream
 from common import (CheckpointError, ConfigError, TrainingError, check_finite, check_out_dir, check_writable, code_hashes,
                     file_hash, fingerprint, parse_config, pick_device, precision, read_checkpoint, run_cli,
                     save_checkpoint, setup_distributed, to_device, wrap_model)
-from data import PAUSE_ID, TOKENIZER_NAME, Vocab, data_files, make_batcher, phase_data, task_vocab
+from data import PAUSE_ID, TOKENIZER_NAME, Vocab, data_files, get_encoding, make_batcher, phase_data, task_vocab
+from decode import fast
 from model import GPT, GPTConfig
-from pause import weighted_loss
-from tasks import TASKS
+from pause import answer, weighted_loss
+from tasks import TASKS, make_examples
 
 
 @dataclass
@@ -220,6 +221,37 @@ def estimate_loss(model, batches, device, ctx):
     return float(np.mean(losses))
 
 
+def accuracy(model, vocab, pairs, n_inf, progress=False, filler="pause", placement="append", mistakes=0):
+    """Exact match of the greedy answer (after n_inf pauses, or '.' with filler="dot"; before the prompt
+    with placement="prepend") with the target text; prints the first `mistakes` wrong ones."""
+    # targets are only compared as text, never encoded: a test answer may use a token the training
+    # text never did (it then simply cannot be produced)
+    max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1  # + the end token
+    prompts = vocab.encode_batch([p for p, _ in pairs])
+    outs = answer(fast(model), prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress,
+                  filler_id=vocab.dot_id if filler == "dot" else None, placement=placement,
+                  ban_ids=vocab.unused_ids)
+    right = [vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]
+    for i in [i for i, ok in enumerate(right) if not ok][:mistakes]:
+        print(f"  wrong: {pairs[i][0]!r} -> {vocab.decode(outs[i])!r}, expected {pairs[i][1]!r}")
+    return float(np.mean(right))
+
+
+@torch.no_grad()
+def evaluate(model, val_batches, val_pairs, vocab, cfg, device, ctx):
+    """One point of the learning curve: the val loss and, finetuning an embedded task, exact match on the
+    validation prompts as the run is finetuned (its pauses, their placement) and with no pauses at all
+    (how much of the answer has come to depend on the pause slots)."""
+    point = {"val_loss": estimate_loss(model, val_batches, device, ctx)}
+    if val_pairs:
+        model.eval()
+        point["exact_match"] = accuracy(model, vocab, val_pairs, cfg.n_pause, placement=cfg.placement)
+        point["exact_match_no_pause"] = (accuracy(model, vocab, val_pairs, 0) if cfg.n_pause else
+                                         point["exact_match"])
+        model.train()
+    return point
+
+
 def train(cfg):
     """Train one phase; returns {"ckpt": path, "val_loss": float, "step": int, "seconds": float}.
     grad_accum counts micro-batches per optimizer step over all processes, so the same config gives
@@ -244,12 +276,14 @@ def train(cfg):
     train_data, val_data = (make_batcher(cfg, d, vocab, block) for d in (train_set, val_set))
     val_rng = np.random.default_rng(0)  # the same val batches at every evaluation and for every seed
     val_batches = [val_data.get(cfg.batch_size, val_rng) for _ in range(cfg.eval_iters)]
+    embedded_ft = cfg.phase == "finetune" and cfg.task in TASKS  # the learning curve scores its answers
+    val_pairs = make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed) if embedded_ft else ()
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
-    start, val_loss, history = 0, float("nan"), []  # history: (step, val loss) of every evaluation
+    start, val_loss, history = 0, float("nan"), []  # history: evaluate()'s point (and step) of every evaluation
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
         start, val_loss = resumed["step"], resumed["val_loss"]
-        history = [tuple(h) for h in resumed.get("val_history", [])]
+        history = list(resumed.get("val_history", []))
         if resumed.get("scaler"):
             scaler.load_state_dict(resumed["scaler"])
     if master and cfg.overwrite and not cfg.resume:  # everything checked: the replaced run's snapshots go
@@ -276,8 +310,9 @@ def train(cfg):
         # evaluate and checkpoint: every eval_interval steps and at the last step
         if (it % cfg.eval_interval == 0 or last_step or it == cfg.snapshot_at) and not (resumed is not None and it == start):
             check_finite(bad_step, ckpt_path, world)  # never save weights that saw a non-finite loss
-            val_loss = estimate_loss(raw_model, val_batches, device, ctx)
-            history.append((it, val_loss))
+            point = evaluate(raw_model, val_batches, val_pairs, vocab, cfg, device, ctx)
+            val_loss = point["val_loss"]
+            history.append({"step": it, **point})
             if not math.isfinite(val_loss):
                 raise TrainingError(f"step {it}: validation loss is {val_loss}; stopped, {ckpt_path} keeps "
                                     "the last good checkpoint")
@@ -288,7 +323,8 @@ def train(cfg):
                     shutil.copyfile(ckpt_path, os.path.join(cfg.out_dir, f"ckpt_{it}.pt"))
             if plain_log:  # averages since the previous line
                 steps, secs = it - mark[0], t_train - mark[1]
-                print(f"{name}: step {it}/{cfg.max_iters}, val loss {val_loss:.4f}" + (
+                em = f", val exact match {100 * point['exact_match']:.1f}%" if "exact_match" in point else ""
+                print(f"{name}: step {it}/{cfg.max_iters}, val loss {val_loss:.4f}{em}" + (
                       f", loss {loss.item():.4f}, lr {lr:.1e}, {1000 * secs / steps:.0f} ms/step, "
                       f"{(n_tokens - mark[2]) / secs:,.0f} tok/s" if steps else ""), flush=True)
                 mark = (it, t_train, n_tokens)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from pathlib import Path
 
 import data
 import downstream
@@ -63,6 +64,19 @@ def test_tiny_comparison_writes_table_and_json(tiny_configs, capsys):
     for name in ev.SETS["paper"].split(","):
         assert name in md and f"| {name} |" in out
     assert "| 3 dots |" in md
+    # the learning curves: each variant's mean over seeds of the curves its checkpoints recorded, and the
+    # plateau column read from them
+    curves = {c["variant"]: c for c in saved["curves"]}
+    assert list(curves) == ev.SETS["paper"].split(",")
+    histories = [torch.load(p, weights_only=True)["val_history"]
+                 for s in (1337, 1338) for p in Path(tiny_configs["out_dir"], f"seed{s}").glob("ft_StdPT_PauseFT_M3-*/ckpt.pt")]
+    assert len(histories) == 2
+    assert curves["StdPT_PauseFT"]["mean"] == pytest.approx(
+        [(a["exact_match"] + b["exact_match"]) / 2 for a, b in zip(*histories)])
+    assert curves["StdPT_PauseFT"]["step"] == [h["step"] for h in histories[0]]
+    plateau = [abs(h[-1]["exact_match"] - next(p for p in h if p["step"] == 7)["exact_match"]) < 0.02 for h in histories]
+    assert rows[("StdPT_PauseFT", 3, "pause")]["plateau"] == plateau  # 7 = 3/4 of 10 steps
+    assert "steps to 90%" in md and "StdPT_PauseFT @0" in md and "PausePT_StdFT @0" not in md
     # a second run reuses every finished run instead of training again
     compare(EvalConfig(**tiny_configs, seeds=2, plot=False))
     out = capsys.readouterr().out
@@ -160,7 +174,7 @@ def test_ckpt_scoring_uses_the_checkpoints_placement(tmp_path, monkeypatch, caps
             "--n_val=40", "--n_test=30", "--batch_size=8", "--max_iters=2", "--eval_iters=1", "--n_pause=3",
             "--placement=prepend", "--progress=False", f"--out_dir={tmp_path}"]
     assert train.main(args) == 0
-    calls = spy_on(monkeypatch, ev, "answer")
+    calls = spy_on(monkeypatch, train, "answer")
     assert ev.main([f"--ckpt={tmp_path}/ckpt.pt", "--progress=False"]) == 0
     assert calls[-1][1]["placement"] == "prepend" and calls[-1][1]["filler_id"] is None
     assert "M_inf=3 prepended" in capsys.readouterr().out
@@ -249,17 +263,19 @@ def test_default_set_hints_and_matched_control_and_workers_give_the_same_numbers
     assert all(len(r["plateau"]) == 2 for r in here["rows"])
 
 
-def test_plateau_criterion_compares_validation_accuracy_at_three_quarters_and_the_end():
-    cfg = ev.Config(phase="finetune", task="keysum", n_val=100)
-    vocab = data.task_vocab("keysum")
-    val = data.make_examples("keysum", 100, "val", 0)
-    right = {tuple(vocab.encode(p).tolist()): vocab.encode(t).tolist() + [vocab.eot_id] for p, t in val}
-    wrong = vocab.encode(" 0").tolist() + [vocab.eot_id]
-    almost = dict(right)
-    for p, t in val[:3]:  # 3 of 100 answers wrong at 3/4 of the run
-        almost[tuple(vocab.encode(p).tolist())] = wrong if t != " 0" else vocab.encode(" 1").tolist() + [vocab.eot_id]
-    nearly = dict(right)
-    p, t = val[0]
-    nearly[tuple(vocab.encode(p).tolist())] = almost[tuple(vocab.encode(p).tolist())]
-    assert ev.plateaued(Scripted(right), Scripted(almost), vocab, cfg) == (False, pytest.approx(3.0))
-    assert ev.plateaued(Scripted(right), Scripted(nearly), vocab, cfg) == (True, pytest.approx(1.0))
+def test_plateau_and_levels_are_read_from_the_learning_curve():
+    """The plateau criterion compares validation exact match at 3/4 of the run (here step 30) with the
+    end; steps_to is the first evaluation at or above a level."""
+    curve = {"step": [0, 10, 20, 30, 40], "exact_match": [0.1, 0.5, 0.8, 0.97, 1.0], "no_pause": [0.0] * 5}
+    assert ev.plateaued(curve, 30) == (False, pytest.approx(3.0))
+    assert ev.plateaued({**curve, "exact_match": [0.1, 0.5, 0.8, 0.99, 1.0]}, 30) == (True, pytest.approx(1.0))
+    assert ev.plateaued({**curve, "exact_match": [0.1, 0.5, 0.8, 1.0, 0.97]}, 30) == (False, pytest.approx(-3.0))
+    assert ev.plateaued({}, 30)[0] is None and ev.plateaued(curve, 25)[0] is None
+    assert [ev.steps_to(curve, lv) for lv in (0.5, 0.8, 0.95, 1.0)] == [10, 20, 30, 40]
+    assert ev.steps_to(curve, 1.01) is None
+    other = {**curve, "exact_match": [0.0, 0.3, 0.6, 0.9, 0.92]}
+    c = ev.summarize_curve("StdPT_PauseFT", [curve, other])
+    assert c["mean"] == pytest.approx([0.05, 0.4, 0.7, 0.935, 0.96]) and c["min"] == other["exact_match"]
+    assert c["max"] == curve["exact_match"] and c["final"] == [1.0, 0.92] and c["pause_ft"]
+    assert c["steps_to"] == {"0.8": [20, 30], "0.9": [30, 30], "0.95": [30, None]}
+    assert ev.summarize_curve("StdPT_StdFT", [curve, {}]) == {}  # a seed without a curve: no summary

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 
 import common
 import data
@@ -77,7 +78,7 @@ def test_editing_a_task_or_a_rule_retrains_and_the_numbers_follow_the_new_code(t
     assert "reusing" not in out and out.count("pause.py changed since it was trained") == 3
     assert after_rule == comparison(repo, "fresh2")[1]
     # scoring code is not training code: an edit to eval.py reuses every run
-    edit(repo / "eval.py", '"""Exact match of the decoded', '"""Exact match (edited) of the decoded')
+    edit(repo / "eval.py", '"""One model on one test set', '"""One model (edited) on one test set')
     out, _ = comparison(repo, "out")
     assert out.count("reusing") == 3
 
@@ -162,12 +163,17 @@ def test_results_name_follows_the_settings_that_change_the_numbers():
     assert long.startswith("results_pretrain_config=_a_very") and len(long) <= 8 + 60 + 9
 
 
-def test_plateau_check_scores_a_run_as_it_was_finetuned(monkeypatch):
+def test_learning_curve_scores_a_run_as_it_was_finetuned_and_without_pauses(monkeypatch):
+    """Each point of the curve (which the plateau check reads) answers with the run's own number and
+    placement of pauses, and once with none."""
     calls = []
-    monkeypatch.setattr(ev, "accuracy", lambda model, vocab, pairs, n, **kw: calls.append((n, kw)) or 0.5)
+    monkeypatch.setattr(train, "accuracy", lambda model, vocab, pairs, n, **kw: calls.append((n, kw)) or 0.5)
+    monkeypatch.setattr(train, "estimate_loss", lambda *args: 1.0)
     cfg = train.Config(phase="finetune", task="keyparity", n_val=10, n_pause=4, placement="prepend")
-    assert ev.plateaued(None, None, data.task_vocab("keyparity"), cfg) == (True, 0.0)
-    assert calls == [(4, {"placement": "prepend"})] * 2
+    model = torch.nn.Linear(1, 1)
+    point = train.evaluate(model, [], [("1 =", " 0")], data.task_vocab("keyparity"), cfg, "cpu", None)
+    assert point == {"val_loss": 1.0, "exact_match": 0.5, "exact_match_no_pause": 0.5}
+    assert calls == [(4, {"placement": "prepend"}), (0, {})] and model.training
 
 
 def test_mixed_pause_counts_apply_to_a_downstream_task(tmp_path):

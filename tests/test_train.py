@@ -16,6 +16,7 @@ from common import ConfigError, DataError, save_checkpoint
 from data import Vocab
 from model import GPT, GPTConfig
 from train import Config, checkpoint, get_lr, load_checkpoint
+from tasks import make_examples
 from tiny import TINY
 
 
@@ -201,9 +202,31 @@ def test_snapshot_keeps_the_model_of_that_step(tmp_path):
     cfg = parse_config(TINY + ["--max_iters=10", "--eval_interval=5", "--snapshot_at=7", f"--out_dir={tmp_path}"])
     out = train.train(cfg)
     snap = torch.load(tmp_path / "ckpt_7.pt", weights_only=True)
-    assert snap["step"] == 7 and [s for s, _ in out["val_history"]] == [0, 5, 7, 10]
+    assert snap["step"] == 7 and [h["step"] for h in out["val_history"]] == [0, 5, 7, 10]
     final = torch.load(out["ckpt"], weights_only=True)
     assert not torch.equal(snap["model"]["lm_head.weight"], final["model"]["lm_head.weight"])
+
+
+@pytest.mark.parametrize("placement", ["append", "prepend"])
+def test_learning_curve_is_the_exact_match_of_each_checkpoint(tmp_path, placement):
+    """The curve a finetuning run records (validation exact match as finetuned, and with no pauses) is what
+    scoring that step's checkpoint on the validation prompts gives: at the snapshot and at the end."""
+    pt = parse_config(TINY + ["--task=keyparity", "--block_size=40", "--max_iters=30", f"--out_dir={tmp_path}/pt"])
+    train.train(pt)
+    ft = parse_config(TINY + ["--task=keyparity", "--phase=finetune", "--n_pause=3", f"--placement={placement}",
+                              "--max_iters=60", "--eval_interval=20", "--snapshot_at=50", "--learning_rate=3e-3",
+                              f"--init_from={tmp_path}/pt/ckpt.pt", f"--out_dir={tmp_path}/ft"])
+    history = train.train(ft)["val_history"]
+    assert [h["step"] for h in history] == [0, 20, 40, 50, 60]
+    val = make_examples("keyparity", ft.n_val, "val", ft.data_seed)
+    for step, path in [(50, "ckpt_50.pt"), (60, "ckpt.pt")]:
+        model, vocab, _ = train.load_checkpoint(tmp_path / "ft" / path)
+        point = next(h for h in history if h["step"] == step)
+        assert point["exact_match"] == train.accuracy(model.eval(), vocab, val, 3, placement=placement)
+        assert point["exact_match_no_pause"] == train.accuracy(model, vocab, val, 0)
+    assert len({h["exact_match"] for h in history}) > 1  # the curve moves: the test can tell steps apart
+    pretrain_history = torch.load(tmp_path / "pt" / "ckpt.pt", weights_only=True)["val_history"]
+    assert all("exact_match" not in h for h in pretrain_history)  # language modelling has no answers to score
 
 
 # --- the audit's places: each test fails with the one-line bug tests/mutants.py names for it ------------
