@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import downstream
-from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, map_jobs, parse_config,
-                    pick_device, read_checkpoint, run_cli, seed_stats, write_results)
+from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, interval95, map_jobs,
+                    parse_config, pick_device, read_checkpoint, run_cli, seed_stats, write_results)
 from data import data_files, get_encoding
 from report import curve_markdown, plot, plot_curves, table_markdown
 from model import GPT
@@ -99,7 +99,8 @@ def compare(ecfg):
               "plateau = seeds whose validation exact match changed by less than 2 points over the last "
               f"quarter of finetuning; {trained[0]} of {trained[1]} training runs ran in this command, with "
               f"{ecfg.threads} thread(s) each, the others were reused (each checkpoint records its own)")
-    curves = [summarize_curve(n, [done[(s, n)][2] for s in seeds]) for n in names]
+    base = [done[(s, "StdPT_StdFT")][2] for s in seeds] if "StdPT_StdFT" in names else None
+    curves = [summarize_curve(n, [done[(s, n)][2] for s in seeds], base) for n in names]
     curves = [c for c in curves if c]
     table = table_markdown(rows) + (curve_markdown(curves) if curves else "")
     stem = os.path.join(ecfg.out_dir, results_name(ecfg))
@@ -390,17 +391,25 @@ def summarize(per_seed, plateaus, ecfg, pairs):
 LEVELS = (0.8, 0.9, 0.95)  # validation exact match levels whose first step the curve table reports
 
 
-def summarize_curve(name, per_seed):
-    """One variant's learning curves over seeds (all evaluated at the same steps): the mean, min and max
-    at each step, as finetuned and at M_inf = 0, each seed's final value and the first step it reached
-    each of LEVELS (None: not within the run). {} without curves."""
+def summarize_curve(name, per_seed, base=None):
+    """One variant's learning curves over seeds: the mean, min and max at each step, as finetuned and at
+    M_inf = 0, each seed's final value and the first step it reached each of LEVELS (None: not within the
+    run). With base (the baseline's curves, same seeds): the paired difference from it, with its 95%
+    interval, at each step both were evaluated at. {} without curves."""
     if not all(per_seed):
         return {}
     em = np.array([c["exact_match"] for c in per_seed])
-    return {"variant": name, "pause_ft": VARIANTS[name].pause_ft, "step": per_seed[0]["step"], "seeds": len(per_seed),
-            "mean": em.mean(0).tolist(), "min": em.min(0).tolist(), "max": em.max(0).tolist(),
-            "no_pause_mean": np.mean([c["no_pause"] for c in per_seed], 0).tolist(),
-            "final": em[:, -1].tolist(), "steps_to": {str(lv): [steps_to(c, lv) for c in per_seed] for lv in LEVELS}}
+    out = {"variant": name, "pause_ft": VARIANTS[name].pause_ft, "step": per_seed[0]["step"], "seeds": len(per_seed),
+           "mean": em.mean(0).tolist(), "min": em.min(0).tolist(), "max": em.max(0).tolist(),
+           "no_pause_mean": np.mean([c["no_pause"] for c in per_seed], 0).tolist(),
+           "final": em[:, -1].tolist(), "steps_to": {str(lv): [steps_to(c, lv) for c in per_seed] for lv in LEVELS}}
+    if base and all(base) and name != "StdPT_StdFT":
+        common = [s for s in out["step"] if s in base[0]["step"]]
+        d = [[c["exact_match"][c["step"].index(s)] - b["exact_match"][b["step"].index(s)] for c, b in zip(per_seed, base)]
+             for s in common]
+        out["vs_baseline"] = {"step": common, "delta": [float(np.mean(x)) for x in d], "ci95": [interval95(x) for x in d]}
+        out["baseline_steps_to"] = {str(lv): [steps_to(b, lv) for b in base] for lv in LEVELS}
+    return out
 
 
 def main(argv):

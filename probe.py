@@ -6,8 +6,8 @@ What a finetuned model of an embedded task holds at each position, and what its 
 
 For each checkpoint (prompts laid out as it was finetuned: its pauses, their placement):
 - linear probes: at every layer (0 = the embeddings, L = the last block's output) and every position
-  (each prompt token, each pause), a linear read-out of each quantity the task declares (tasks.Task
-  .quantities: for keyparity the key, the number of digits above it, the answer bit), fitted on train
+  (each prompt token, each pause), a linear read-out of each quantity of the task (QUANTITIES below:
+  for keyparity the key, the number of digits above it, the answer bit), fitted on train
   prompts and scored on validation prompts; next to it the same probe fitted on shuffled labels, and
   the share of the most common value (what a probe that has learned nothing scores);
 - the attention of the answer position (the last position before the answer: the last pause, or `=`)
@@ -29,8 +29,27 @@ import torch.nn.functional as F
 
 from common import ConfigError, commit, parse_config, run_cli, write_results
 from pause import format_example
-from tasks import TASKS, make_examples
+from tasks import make_examples
 from train import Config, load_checkpoint
+
+
+def keyparity_quantities(prefix):
+    """"x_1 .. x_n | k =" -> the key, the number of digits above it, the answer bit."""
+    words = prefix.split()
+    k, xs = int(words[-2]), [int(w) for w in words[:-3]]
+    above = sum(x > k for x in xs)
+    return {"key": k, "digits above k": above, "answer bit": above % 2}
+
+
+def parity_quantities(prefix):
+    """"b_1 .. b_n =" -> the number of ones, the answer bit."""
+    ones = sum(int(w) for w in prefix.split()[:-1])
+    return {"ones": ones, "answer bit": ones % 2}
+
+
+# what the probes look for, per task (prefix -> {name: integer}); a task added here can be probed
+QUANTITIES = {"keyparity": keyparity_quantities, "keyparity6": keyparity_quantities,
+              "keyparity12": keyparity_quantities, "parity": parity_quantities}
 
 
 @dataclass
@@ -116,8 +135,8 @@ def layout(cfg, vocab, prefixes):
         raise ConfigError(f"task {cfg.task!r}: prompts of different lengths cannot be probed position by position")
     words = [vocab.decode([int(t)]).strip() for t in vocab.encode(prefixes[0])]
     prompt = ["sep" if w == "|" else "=" if w == "=" else f"x{i + 1}" for i, w in enumerate(words)]  # "|" would split a table cell
-    if cfg.task.startswith("keyparity"):  # the key is the word before "=" (key last) or the first (key first)
-        prompt[len(prompt) - 2 if words[1] != "|" else 0] = "k"
+    if cfg.task.startswith("keyparity"):  # the key: the word before "="
+        prompt[len(prompt) - 2] = "k"
     pauses = [f"p{j + 1}" for j in range(cfg.n_pause)]
     names = prompt + pauses if cfg.placement == "append" else pauses + prompt
     return torch.tensor(np.stack(rows)), names
@@ -128,9 +147,10 @@ def examine(path, pcfg):
     model, vocab, ckpt = load_checkpoint(path)
     model.eval()
     cfg = Config(**{k: v for k, v in ckpt["config"].items() if k in {f.name for f in dataclasses.fields(Config)}})
-    task = TASKS.get(cfg.task)
-    if cfg.phase != "finetune" or task is None or task.quantities is None:
-        raise ConfigError(f"{path}: probes need a finetuned model of an embedded task that declares its quantities")
+    quantities = QUANTITIES.get(cfg.task)
+    if cfg.phase != "finetune" or quantities is None:
+        raise ConfigError(f"{path}: probes need a finetuned model of an embedded task with quantities to look for "
+                          f"(probe.QUANTITIES: {', '.join(QUANTITIES)})")
     train = make_examples(cfg.task, pcfg.n_train, "train", cfg.data_seed + 2)  # not the finetuning draw
     val = make_examples(cfg.task, pcfg.n_val, "val", cfg.data_seed)
     sets = {}
@@ -139,7 +159,7 @@ def examine(path, pcfg):
         parts = [trace(model, chunk) for chunk in idx.split(500)]  # in chunks: a full vocab's logits are large
         states, attns = (torch.cat([part[i] for part in parts], 1) for i in (0, 1))
         top = torch.cat([part[2].argmax(-1) for part in parts])  # (B, T): the token each position puts first
-        labels = {q: np.array([task.quantities(p)[q] for p, _ in pairs]) for q in task.quantities(pairs[0][0])}
+        labels = {q: np.array([quantities(p)[q] for p, _ in pairs]) for q in quantities(pairs[0][0])}
         sets[split] = (states.numpy(), attns, top, labels)
     (s_tr, _, _, lab_tr), (s_va, attns, top, lab_va) = sets["train"], sets["val"]
     rng = np.random.default_rng(pcfg.seed)

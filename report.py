@@ -58,23 +58,32 @@ def plot(rows, path):
 
 
 def curve_markdown(curves):
-    """The learning curves: per variant the final validation exact match and the first step each seed
-    reached each level; then the mean curve itself (as finetuned, and at M_inf = 0 for pause variants)."""
+    """The learning curves: per variant the final validation exact match and the first evaluation step at
+    which each seed reached each level, with the baseline's steps over these (paired by seed); the mean
+    curves (as finetuned, and at M_inf = 0 for pause variants); the paired difference from the baseline."""
     levels = list(curves[0]["steps_to"])
-    lines = ["\n\nValidation exact match during finetuning (the learning curve; "
-             "`<out_dir>/results*_curve.png` plots it): the final value, mean ± std over seeds, and the first "
-             "evaluation step at which each seed reached each level (mean over the seeds that did; `n/N` seeds)\n",
-             "| variant | final val exact match (%) | "
-             + " | ".join(f"steps to {100 * float(lv):.0f}%" for lv in levels) + " |",
-             "|---|---|" + "---|" * len(levels)]
+    fmt = lambda s: "-" if s is None else f"{s:,}"  # noqa: E731
+    lines = ["\n\nValidation exact match during finetuning (the learning curve; `results*_curve.png` plots it): "
+             "the final value (mean ± std over seeds) and, per seed, the first evaluation step at which it reached "
+             "each level (`-`: not within the run); `baseline ÷ this`: the baseline's steps to that level over this "
+             "variant's, per seed (`>`: the baseline never got there, so at least its run's length over this)\n",
+             "| variant | final val exact match (%) | " + " | ".join(
+                 f"steps to {100 * float(lv):.0f}% | baseline ÷ this" for lv in levels) + " |",
+             "|---|---|" + "---|---|" * len(levels)]
     for c in curves:
-        final = f"{100 * _mean(c['final']):.1f} ± {100 * _std(c['final']):.1f}"
-        cells = []
+        cells = [f"{100 * _mean(c['final']):.1f} ± {100 * _std(c['final']):.1f}"]
         for lv in levels:
-            got = [s for s in c["steps_to"][lv] if s is not None]
-            cells.append(f"{_mean(got):,.0f} ({len(got)}/{c['seeds']})" if got else
-                         f"not within {c['step'][-1]:,} (0/{c['seeds']})")
-        lines.append(f"| {c['variant']} | {final} | " + " | ".join(cells) + " |")
+            cells.append(" · ".join(fmt(s) for s in c["steps_to"][lv]))
+            ratios = []
+            for mine, theirs in zip(c["steps_to"][lv], c.get("baseline_steps_to", {}).get(lv, [])):
+                if mine is None or mine == 0:
+                    ratios.append("-")
+                elif theirs is None:
+                    ratios.append(f"> {c['step'][-1] / mine:.1f}" if c["step"][-1] > mine else "-")
+                else:
+                    ratios.append(f"{theirs / mine:.1f}")
+            cells.append(" · ".join(ratios))
+        lines.append(f"| {c['variant']} | " + " | ".join(cells) + " |")
     # the mean curves side by side, at most about 16 of their evaluation steps
     steps = sorted({s for c in curves for s in c["step"]})
     keep = sorted({steps[round(i * (len(steps) - 1) / 15)] for i in range(16)}) if len(steps) > 16 else steps
@@ -87,6 +96,21 @@ def curve_markdown(curves):
         vals = [c["mean"][c["step"].index(s)] if s in c["step"] else None for c in curves]
         vals += [c["no_pause_mean"][c["step"].index(s)] if s in c["step"] else None for c in paused]
         lines.append(f"| {s:,} | " + " | ".join("" if v is None else f"{100 * v:.1f}" for v in vals) + " |")
+    versus = [c for c in curves if "vs_baseline" in c]
+    if versus:
+        lines += ["\nDifference from the baseline's validation exact match at the same step (points, mean over "
+                  "seeds, paired by seed, 95% t-interval)\n",
+                  "| step | " + " | ".join(c["variant"] for c in versus) + " |", "|---|" + "---|" * len(versus)]
+        for s in [s for s in keep if s in versus[0]["vs_baseline"]["step"]]:
+            cells = []
+            for c in versus:
+                v = c["vs_baseline"]
+                if s not in v["step"]:
+                    cells.append("")
+                    continue
+                i = v["step"].index(s)
+                cells.append(f"{100 * v['delta'][i]:+.1f} [{100 * v['ci95'][i][0]:+.1f}, {100 * v['ci95'][i][1]:+.1f}]")
+            lines.append(f"| {s:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

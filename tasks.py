@@ -115,25 +115,12 @@ def keyparity_input_hints(prefix):
     return [None, None] + counts + [None] if key_first else counts + [None, None, None]
 
 
-def keyparity_quantities(prefix):
-    """What probe.py looks for in the hidden states: the key, the count of digits above it, the answer."""
-    k, xs, _ = _keyparity_parts(prefix)
-    above = sum(x > k for x in xs)
-    return {"key": k, "digits above k": above, "answer bit": above % 2}
-
-
-def parity_quantities(prefix):
-    ones = sum(int(w) for w in prefix.split()[:-1])
-    return {"ones": ones, "answer bit": ones % 2}
-
-
 @dataclass(frozen=True)
 class Task:
     sample: callable
     alphabet: tuple
     hints: callable = None         # prefix -> the text each pause slot is trained to predict (the hint rule)
     input_hints: callable = None   # prefix -> the text each prompt position is trained to predict (None: none)
-    quantities: callable = None    # prefix -> {name: integer} that probe.py looks for inside the model
 
 
 def _n(fn, **kw):
@@ -149,17 +136,14 @@ TASKS = {
     "mult": Task(mult, DIGITS + tuple(f" {d}" for d in DIGITS) + (" *", " =")),
     "hops": Task(hops, tuple("abcdefgh") + tuple(f" {c}" for c in "abcdefgh")
                  + tuple(f" {d}" for d in DIGITS) + (" =", " ,", " ;")),
-    "parity": Task(parity, DIGITS + SPACED + (" =",), parity_hints, parity_input_hints, parity_quantities),
-    "keyparity": Task(keyparity, DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints,
-                      keyparity_quantities),
+    "parity": Task(parity, DIGITS + SPACED + (" =",), parity_hints, parity_input_hints),
+    "keyparity": Task(keyparity, DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
     "keyparity_first": Task(_n(keyparity, key_first=True), DIGITS + SPACED + (" |", " ="), keyparity_hints,
-                            keyparity_input_hints, keyparity_quantities),
-    "keyparity6": Task(_n(keyparity, n=6), DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints,
-                       keyparity_quantities),
-    "keyparity12": Task(_n(keyparity, n=12), DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints,
-                        keyparity_quantities),
+                            keyparity_input_hints),
+    "keyparity6": Task(_n(keyparity, n=6), DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
+    "keyparity12": Task(_n(keyparity, n=12), DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
     "keyparity12_first": Task(_n(keyparity, n=12, key_first=True), DIGITS + SPACED + (" |", " ="), keyparity_hints,
-                              keyparity_input_hints, keyparity_quantities),
+                              keyparity_input_hints),
 }
 # size of each task's prompt space, to say how much of it training covers
 SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None, "parity": 2**16,

@@ -9,6 +9,7 @@ from pathlib import Path
 import data
 import downstream
 import eval as ev
+import report
 from eval import EvalConfig, compare
 from model import GPTConfig
 
@@ -279,3 +280,12 @@ def test_plateau_and_levels_are_read_from_the_learning_curve():
     assert c["max"] == curve["exact_match"] and c["final"] == [1.0, 0.92] and c["pause_ft"]
     assert c["steps_to"] == {"0.8": [20, 30], "0.9": [30, 30], "0.95": [30, None]}
     assert ev.summarize_curve("StdPT_StdFT", [curve, {}]) == {}  # a seed without a curve: no summary
+    # against a baseline, paired by seed: seed 1 is `curve` against `other`, seed 2 `other` against itself
+    c = ev.summarize_curve("StdPT_HintFT", [curve, other], base=[other, other])
+    assert c["vs_baseline"]["step"] == curve["step"]
+    assert c["vs_baseline"]["delta"] == pytest.approx([0.05, 0.1, 0.1, 0.035, 0.04])
+    assert c["baseline_steps_to"] == {"0.8": [30, 30], "0.9": [30, 30], "0.95": [None, None]}
+    table = report.curve_markdown([ev.summarize_curve("StdPT_StdFT", [other, other]), c])
+    hint_row = next(line for line in table.splitlines() if line.startswith("| StdPT_HintFT |"))
+    # 80%: seed 1 got there at 20, the baseline at 30 (1.5x); 95%: the baseline never did in 40 steps
+    assert hint_row == "| StdPT_HintFT | 96.0 ± 5.7 | 20 · 30 | 1.5 · 1.0 | 30 · 30 | 1.0 · 1.0 | 30 · - | > 1.3 · - |"
