@@ -214,20 +214,27 @@ def summary_markdown(reports):
     any prompt position (over layers), with the shuffled-label control."""
     lines = ["| model | quantity | answer position | best pause | best prompt position | shuffled labels (best) | "
              "most common value |", "|---|---|---|---|---|---|---|"]
+    attention = ["\nThe answer position's attention on the pauses (%, summed over them, mean over heads and "
+                 "validation prompts), per layer; the rest is on the prompt\n", "| model | " + " | ".join(
+                     f"layer {i + 1}" for i in range(len(reports[0]["attention"]))) + " |",
+                 "|---|" + "---|" * len(reports[0]["attention"])]
     for r in reports:
         names = r["positions"]
         pauses = [t for t, n in enumerate(names) if n.startswith("p")]
         prompt = [t for t, n in enumerate(names) if not n.startswith("p")]
+        on_pauses = [100 * np.mean(np.array(layer)[:, pauses].sum(1)) if pauses else 0.0 for layer in r["attention"]]
+        attention.append(f"| {r['variant']} | " + " | ".join(f"{a:.0f}" for a in on_pauses) + " |")
         for q, p in r["probes"].items():
             acc = np.array(p["accuracy"])  # (layers, T)
             best = lambda ts: f"{100 * acc[:, ts].max():.1f} ({names[ts[acc[:, ts].max(0).argmax()]]})" if ts else "-"  # noqa: E731
             lines.append(f"| {r['variant']} | {q} | {100 * acc[:, -1].max():.1f} | {best(pauses)} | {best(prompt)} | "
                          f"{100 * np.max(p['shuffled']):.1f} | {100 * p['majority']:.1f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + attention)
 
 
 def plot(reports, path):
-    """Probe accuracy (layer x position) per model and quantity; None when matplotlib is missing."""
+    """Per model (a row): probe accuracy (layer x position) for each quantity, then the answer position's
+    attention (layer x position, mean over heads). None when matplotlib is missing."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -235,18 +242,25 @@ def plot(reports, path):
     except ImportError:
         return None
     quantities = list(reports[0]["probes"])
-    fig, axes = plt.subplots(len(reports), len(quantities), squeeze=False,
-                             figsize=(4.2 * len(quantities), 1.6 + 1.3 * len(reports)))
+    cols = len(quantities) + 1
+    fig, axes = plt.subplots(len(reports), cols, squeeze=False, figsize=(4.0 * cols, 0.8 + 2.3 * len(reports)))
     for i, r in enumerate(reports):
-        for j, q in enumerate(quantities):
-            ax, acc = axes[i][j], 100 * np.array(r["probes"][q]["accuracy"])
-            im = ax.imshow(acc, vmin=0, vmax=100, aspect="auto", cmap="viridis")
+        short = r["variant"].split("-")[0].removeprefix("ft_")
+        panels = [(f"{short}: probe, {q}", 100 * np.array(r["probes"][q]["accuracy"]), "viridis", 0)
+                  for q in quantities]
+        panels.append((f"{short}: attention of {r['positions'][-1]}", 100 * np.array(r["attention"]).mean(1),
+                       "magma", 1))
+        for j, (title, values, cmap, first_layer) in enumerate(panels):
+            ax = axes[i][j]
+            im = ax.imshow(values, vmin=0, vmax=100 if cmap == "viridis" else None, aspect="auto", cmap=cmap)
             ax.set_xticks(range(len(r["positions"])), r["positions"], fontsize=6, rotation=90)
-            ax.set_yticks(range(acc.shape[0]))
-            ax.set_title(f"{r['variant'].split('-')[0]}: {q}", fontsize=7)
+            ax.set_yticks(range(values.shape[0]), range(first_layer, first_layer + values.shape[0]), fontsize=7)
+            ax.set_title(title, fontsize=8)
             ax.set_ylabel("layer", fontsize=7)
-    fig.colorbar(im, ax=axes, shrink=0.6, label="probe accuracy (%)")
-    fig.savefig(path, dpi=120)
+            fig.colorbar(im, ax=ax, shrink=0.8).ax.tick_params(labelsize=6)
+    fig.suptitle("probe accuracy (%) by layer and position; the answer position's attention (%)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 

@@ -61,7 +61,10 @@ def test_probe_report_of_a_finetuned_model(tmp_path, capsys):
     assert np.max(r["probes"]["key"]["shuffled"]) < 0.5
     assert len(r["attention"]) == 1 and len(r["attention"][0]) == 2
     assert np.allclose(np.sum(r["attention"], -1), 1.0)
-    assert len(r["readout"]["answer"]) == 13 and "| model | quantity |" in open(tmp_path / "probe.md").read()
+    md = open(tmp_path / "probe.md").read()
+    assert len(r["readout"]["answer"]) == 13 and "| model | quantity |" in md
+    on_pauses = 100 * np.mean(np.array(r["attention"][0])[:, -2:].sum(1))  # p1, p2 at the one layer
+    assert f"| {r['variant']} | {on_pauses:.0f} |" in md
 
 
 def test_probe_refuses_what_it_cannot_probe(tmp_path, capsys):
