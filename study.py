@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from common import ConfigError, commit, map_jobs, parse_config, run_cli, seed_stats, write_results
-from eval import accuracy, compute_ratio
+from eval import compute_ratio
 from tasks import SPACE, TASKS, make_examples
-from train import Config, load_checkpoint, train
+from train import Config, accuracy, load_checkpoint, train
 
 ARMS = ("plain", "hints", "input_hints", "mixed", "mixed_plain", "matched")
 

@@ -1,6 +1,6 @@
 # The default's finetuning phase (eval.py sets phase, seed, n_pause, hints, init_from and out_dir); the model's
-# shape and vocab come from the pretrained checkpoint. eval.py keeps the model at 3/4 of the run too, for its
-# plateau check (validation exact match over the last quarter).
+# shape and vocab come from the pretrained checkpoint. eval.py also evaluates at 3/4 of the run (and keeps that
+# model): its plateau check reads the learning curve there (validation exact match over the last quarter).
 task = "keyparity"
 n_train = 20000
 batch_size = 64
