@@ -84,8 +84,9 @@ def parity_input_hints(prefix):
 
 def keyparity(rng, n=8, key_first=False):
     """Late-key threshold parity: digits x_1..x_n and a key k; the answer is the parity of #{i: x_i > k}.
-    With the key last, no prompt position can count the digits above k (k is not there yet): only the
-    positions after the key can, and pauses add such positions. key_first=True is the control."""
+    With the key last, no position before k can count the digits above k (k is not there yet): only k's
+    own position, `=` and any pauses after them can (results/README.md: the baseline learns it there given
+    enough steps). key_first=True is the control."""
     xs, k = rng.integers(0, 10, n), int(rng.integers(0, 10))
     digits = " ".join(map(str, xs))
     prompt = f"{k} | {digits} =" if key_first else f"{digits} | {k} ="
