@@ -87,6 +87,8 @@ class Config:
     eval_interval: int = 250       # val loss (and checkpoint) every this many steps and at the end
     eval_iters: int = 20           # val batches per evaluation
     snapshot_at: int = -1          # also evaluate at this step and keep its model in ckpt_<step>.pt
+    curve: bool = True             # finetuning an embedded task: exact match on val at each evaluation
+                                   # (greedy answers through pause.answer; False: val loss only)
     log_interval: int = 10         # refresh the progress bar every this many steps
     progress: bool = True          # tqdm bar
     compile: bool = True           # torch.compile the training step on CUDA (ignored on CPU/MPS)
@@ -276,7 +278,7 @@ def train(cfg):
     train_data, val_data = (make_batcher(cfg, d, vocab, block) for d in (train_set, val_set))
     val_rng = np.random.default_rng(0)  # the same val batches at every evaluation and for every seed
     val_batches = [val_data.get(cfg.batch_size, val_rng) for _ in range(cfg.eval_iters)]
-    embedded_ft = cfg.phase == "finetune" and cfg.task in TASKS  # the learning curve scores its answers
+    embedded_ft = cfg.phase == "finetune" and cfg.task in TASKS and cfg.curve  # the curve scores answers
     val_pairs = make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed) if embedded_ft else ()
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
     start, val_loss, history = 0, float("nan"), []  # history: evaluate()'s point (and step) of every evaluation

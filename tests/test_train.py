@@ -229,6 +229,25 @@ def test_learning_curve_is_the_exact_match_of_each_checkpoint(tmp_path, placemen
     assert all("exact_match" not in h for h in pretrain_history)  # language modelling has no answers to score
 
 
+def test_curve_off_finetunes_without_answering_and_changes_no_weight(tmp_path, monkeypatch):
+    """--curve=False (a course handout whose pause.answer is still blank) finetunes on the val loss alone,
+    and the weights come out as with the curve: scoring the val prompts draws no random number."""
+    pt = parse_config(TINY + ["--task=keyparity", "--block_size=40", "--max_iters=10", f"--out_dir={tmp_path}/pt"])
+    train.train(pt)
+    ft = TINY + ["--task=keyparity", "--phase=finetune", "--n_pause=2", "--max_iters=20", "--eval_interval=10",
+                 f"--init_from={tmp_path}/pt/ckpt.pt"]
+    with_curve = train.train(parse_config(ft + [f"--out_dir={tmp_path}/on"]))
+
+    def blank(*args, **kwargs):
+        raise NotImplementedError("A4: see course/A4.md")
+    monkeypatch.setattr(train, "answer", blank)
+    without = train.train(parse_config(ft + ["--curve=False", f"--out_dir={tmp_path}/off"]))
+    assert [sorted(h) for h in without["val_history"]] == [["step", "val_loss"]] * 3
+    assert [h["val_loss"] for h in without["val_history"]] == [h["val_loss"] for h in with_curve["val_history"]]
+    on, off = (torch.load(r["ckpt"], weights_only=True)["model"] for r in (with_curve, without))
+    assert all(torch.equal(on[k], off[k]) for k in on)
+
+
 # --- the audit's places: each test fails with the one-line bug tests/mutants.py names for it ------------
 
 
