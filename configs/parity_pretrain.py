@@ -1,6 +1,6 @@
 # 16-bit parity (tasks.parity), pretraining phase: the default's model and schedule on parity instances.
 #   python eval.py --pretrain_config=configs/parity_pretrain.py --finetune_config=configs/parity_finetune.py \
-#       --variants=StdPT_StdFT,StdPT_PauseFT --n_pause=17 --sweep=False --out_dir=out/parity --seeds=2
+#       --variants=StdPT_StdFT,StdPT_PauseFT --n_pause=17 --sweep=False --out_dir=out/parity --seeds=3
 task = "parity"
 n_pretrain = 50000
 n_layer = 3
