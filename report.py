@@ -71,7 +71,7 @@ def curve_markdown(curves):
                  f"steps to {100 * float(lv):.0f}% | baseline ÷ this" for lv in levels) + " |",
              "|---|---|" + "---|---|" * len(levels)]
     for c in curves:
-        cells = [f"{100 * _mean(c['final']):.1f} ± {100 * _std(c['final']):.1f}"]
+        cells = [f"{100 * c['final_mean']:.1f} ± {100 * c['final_std']:.1f}"]
         for lv in levels:
             cells.append(" · ".join(fmt(s) for s in c["steps_to"][lv]))
             ratios = []
@@ -112,15 +112,6 @@ def curve_markdown(curves):
                 cells.append(f"{100 * v['delta'][i]:+.1f} [{100 * v['ci95'][i][0]:+.1f}, {100 * v['ci95'][i][1]:+.1f}]")
             lines.append(f"| {s:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _mean(xs):
-    return sum(xs) / len(xs)
-
-
-def _std(xs):
-    m = _mean(xs)
-    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
 
 
 def plot_curves(curves, path):

@@ -278,6 +278,7 @@ def test_plateau_and_levels_are_read_from_the_learning_curve():
     c = ev.summarize_curve("StdPT_PauseFT", [curve, other])
     assert c["mean"] == pytest.approx([0.05, 0.4, 0.7, 0.935, 0.96]) and c["min"] == other["exact_match"]
     assert c["max"] == curve["exact_match"] and c["final"] == [1.0, 0.92] and c["pause_ft"]
+    assert (c["final_mean"], c["final_std"]) == pytest.approx((0.96, 0.04 * 2 ** 0.5))
     assert c["steps_to"] == {"0.8": [20, 30], "0.9": [30, 30], "0.95": [30, None]}
     assert ev.summarize_curve("StdPT_StdFT", [curve, {}]) == {}  # a seed without a curve: no summary
     # against a baseline, paired by seed: seed 1 is `curve` against `other`, seed 2 `other` against itself

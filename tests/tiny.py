@@ -23,22 +23,6 @@ def all_logits(model, idx):
     return logits.view(*idx.shape, -1)
 
 
-class Successor(GPT):
-    """A GPT whose next token is a fixed function of the last token (next_of[last]); it still goes
-    through generate's cache and stopping logic, so those can be tested with exact outputs."""
-
-    def __init__(self, next_of, vocab_size=V):
-        super().__init__(GPTConfig(block_size=32, vocab_size=vocab_size, n_layer=1, n_head=1, n_embd=8))
-        self.next_of = next_of
-
-    def forward(self, idx, targets=None, cache=None):
-        if cache is not None:
-            cache.pos += idx.size(1)
-        logits = torch.zeros(idx.size(0), 1, self.config.vocab_size)
-        logits[torch.arange(idx.size(0)), 0, [self.next_of.get(int(t), 0) for t in idx[:, -1]]] = 1.0
-        return logits, None
-
-
 class Scripted(GPT):
     """A GPT whose next token is rule(context as a list of ids), computed in integers: tests of decoding
     store its exact outputs, the same on every machine, without a reference implementation beside them.
@@ -56,6 +40,11 @@ class Scripted(GPT):
         logits = torch.zeros(idx.size(0), 1, self.config.vocab_size)
         logits[torch.arange(idx.size(0)), 0, [self.rule(row) for row in idx.tolist()]] = 1.0
         return logits, None
+
+
+def Successor(next_of, vocab_size=V):
+    """A scripted GPT whose next token is a fixed function of the last token (next_of[last], else 0)."""
+    return Scripted(lambda ctx: next_of.get(ctx[-1], 0), vocab_size)
 
 
 def digest(*arrays):
