@@ -399,11 +399,12 @@ def summarize_curve(name, per_seed, base=None):
     if not all(per_seed):
         return {}
     em = np.array([c["exact_match"] for c in per_seed])
+    final = seed_stats(em[:, -1])  # the final value's mean and std over seeds, as the test table's
     out = {"variant": name, "pause_ft": VARIANTS[name].pause_ft, "step": per_seed[0]["step"], "seeds": len(per_seed),
            "mean": em.mean(0).tolist(), "min": em.min(0).tolist(), "max": em.max(0).tolist(),
            "no_pause_mean": np.mean([c["no_pause"] for c in per_seed], 0).tolist(),
-           "final": em[:, -1].tolist(), "final_mean": float(em[:, -1].mean()),
-           "final_std": float(em[:, -1].std(ddof=1)) if len(em) > 1 else 0.0, "steps_to": {str(lv): [steps_to(c, lv) for c in per_seed] for lv in LEVELS}}
+           "final": em[:, -1].tolist(), "final_mean": final["accuracy"], "final_std": final["std"] or 0.0,
+           "steps_to": {str(lv): [steps_to(c, lv) for c in per_seed] for lv in LEVELS}}
     if base and all(base) and name != "StdPT_StdFT":
         common = [s for s in out["step"] if s in base[0]["step"]]
         d = [[c["exact_match"][c["step"].index(s)] - b["exact_match"][b["step"].index(s)] for c, b in zip(per_seed, base)]
