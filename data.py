@@ -20,7 +20,7 @@ from tiktoken_ext.openai_public import r50k_pat_str
 
 import downstream
 from common import DataError
-from pause import collate, format_example, insert_pauses, lm_targets
+from pause import collate, format_cot, format_example, insert_pauses, lm_targets, repeat_prompt
 from tasks import TASKS, corpus_text, make_examples
 
 
@@ -174,6 +174,8 @@ class Batcher:
     hints: list = None         # one array of hint ids per example
     input_hints: list = None   # one array of ids (-1: none) per example, as long as its prefix
     hint_weight: float = 1.0
+    fill_id: int = None        # what the pause slots hold (None: the pause; the '.' control: vocab.dot_id)
+    steps: list = None         # chain of thought: one array of step ids per example, emitted before the target
 
     def __post_init__(self):
         if isinstance(self.tokens, str):
@@ -187,8 +189,13 @@ class Batcher:
             counts = np.broadcast_to(self.n_pause, n)
             hints, ihints = self.hints or [()] * n, self.input_hints or [None] * n
 
+            fill = self.vocab.pause_id if self.fill_id is None else self.fill_id
+
             def formatted(with_hints):
-                return collate([format_example(p, t, int(m), self.vocab.pause_id, self.vocab.eot_id, self.placement,
+                if self.steps is not None:
+                    return collate([format_cot(p, s, t, self.vocab.eot_id) for (p, t), s in zip(self.examples, self.steps)],
+                                   self.vocab.eot_id)
+                return collate([format_example(p, t, int(m), fill, self.vocab.eot_id, self.placement,
                                                *((h, i) if with_hints else ()))
                                 for (p, t), m, h, i in zip(self.examples, counts, hints, ihints)], self.vocab.eot_id)
             self.X, self.Y = formatted(True)
@@ -262,12 +269,16 @@ def make_batcher(cfg, data, vocab, block_size):
         if room < 1:
             raise DataError("no room for a prefix: block_size is too small for the pauses and the answer")
         pairs = [(downstream.fit_prefix(p, block_size - cfg.n_pause - len(t)), t) for p, t in pairs]
-        return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=n_pause, placement=cfg.placement)
+        return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=n_pause, placement=cfg.placement,
+                       fill_id=vocab.dot_id if cfg.filler == "dot" else None)
     task = TASKS[cfg.task]
-    hints = [hint_ids(task.hints(p), vocab) for p, _ in data] if cfg.hints else None
+    hints = [hint_ids(task.hints(p), vocab) for p, _ in data] if cfg.hints or cfg.cot else None
     ihints = [hint_ids(task.input_hints(p), vocab) for p, _ in data] if cfg.input_hints else None
+    if cfg.repeat:  # the prompt twice, in place of the pauses
+        pairs = [(repeat_prompt(p), t) for p, t in pairs]
     return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=n_pause, placement=cfg.placement,
-                   hints=hints, input_hints=ihints, hint_weight=cfg.hint_weight)
+                   hints=None if cfg.cot else hints, input_hints=ihints, hint_weight=cfg.hint_weight,
+                   fill_id=vocab.dot_id if cfg.filler == "dot" else None, steps=hints if cfg.cot else None)
 
 
 def hint_ids(texts, vocab):

@@ -88,7 +88,7 @@ class Decoder:
         self.w, self.wt = w, w.t().contiguous()  # w (V, C): rows for the rescoring; wt (C, V): logits
         self.layers, self.q8 = None, None
         large = w.numel() >= 2**20
-        if large:
+        if large and model.config.n_loop == 1:  # a looped model decodes through its modules
             t = lambda lin: (lin.weight.detach().t().contiguous(), lin.bias)  # (in, out) and the bias
             self.layers = [(t(b.attn.c_attn), t(b.attn.c_proj), t(b.mlp.c_fc), t(b.mlp.c_proj))
                            for b in model.transformer.h]

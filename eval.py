@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +29,11 @@ import numpy as np
 import downstream
 from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, interval95, map_jobs,
                     parse_config, pick_device, read_checkpoint, run_cli, seed_stats, write_results)
-from data import data_files, get_encoding
-from report import curve_markdown, plot, plot_curves, table_markdown
-from model import GPT
-from tasks import make_examples
+from data import Vocab, data_files, get_encoding, task_vocab
+from model import GPT, GPTConfig, forward_flops
+from report import (curve_markdown, learning_curve, plateaued, plot, plot_curves, plot_flops, steps_to,
+                    table_markdown)
+from tasks import TASKS, make_examples
 from train import Config, accuracy, check_config, load_checkpoint, train
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class Variant:
     pause_ft: bool          # finetuning with M_ft pauses after each prompt (PauseFT)
     hints: bool = False     # the pause slots trained on the task's hints (not in the paper)
     matched: bool = False   # no pauses, finetuned for as many positions x steps as PauseFT (a control)
+    # the alternatives to pauses (controls): each a setting of train.Config, its rule in pause.py or model.py
+    filler: str = "pause"   # "dot": '.' in the M_ft slots, in finetuning and at inference (trained filler)
+    repeat: bool = False    # the prompt written twice where the pauses would go
+    cot: bool = False       # chain of thought: the hints emitted as tokens and read back, then the answer
+    model: tuple = ()       # the model's shape where it differs, e.g. (("n_loop", 2),): pretrained so too
 
 
 VARIANTS = {
@@ -50,8 +57,15 @@ VARIANTS = {
     "StdPT_HintFT": Variant(False, True, hints=True),
     "PausePT_HintFT": Variant(True, True, hints=True),
     "StdPT_StdFT_matched": Variant(False, False, matched=True),  # the baseline given PauseFT's compute
+    "StdPT_CoTFT": Variant(False, False, cot=True),              # the hints' supervision, emitted
+    "StdPT_DotFT": Variant(False, True, filler="dot"),           # '.' trained in place of the pause
+    "StdPT_RepeatFT": Variant(False, False, repeat=True),        # the prompt again in place of the pauses
+    "Loop2_StdFT": Variant(False, False, model=(("n_loop", 2),)),  # every block run twice
+    "Deep5_StdFT": Variant(False, False, model=(("n_layer", 5),)),  # a bigger model: 5 layers, not 3
 }
 SETS = {"default": "StdPT_StdFT,StdPT_PauseFT,StdPT_HintFT,StdPT_StdFT_matched",
+        "controls": "StdPT_StdFT,StdPT_PauseFT,StdPT_HintFT,StdPT_StdFT_matched,StdPT_CoTFT,StdPT_DotFT,"
+                    "StdPT_RepeatFT,Loop2_StdFT,Deep5_StdFT",
         "paper": "StdPT_StdFT,StdPT_PauseFT,PausePT_StdFT,PausePT_PauseFT", "all": ",".join(VARIANTS)}
 
 
@@ -85,58 +99,86 @@ def compare(ecfg):
     check_writable(ecfg.out_dir)  # before training, not after
     t0, code = time.time(), commit()  # stamp the code as it is when the run starts
     seeds = [ecfg.seed + i for i in range(ecfg.seeds)]
-    done, trained = run_all(ecfg, seeds, names)  # {(seed, variant): (scores, plateau, curve)}, runs trained now
+    done, made, pt = run_all(ecfg, seeds, names)  # {(seed, variant): (scores, plateau, curve)}, who trained what
     per_seed = [{k: a for n in names for k, a in done[(s, n)][0].items()} for s in seeds]
     plateaus = [{n: done[(s, n)][1] for n in names} for s in seeds]
     ft = phase_config(ecfg, "finetune", seeds[0])
     pairs = [(e["prefix"], e["target"]) for e in test_examples(ft)]
-    rows = summarize(per_seed, plateaus, ecfg, pairs)
+    rows = summarize(per_seed, plateaus, ecfg, pairs) + references(ecfg, seeds, pt, pairs, per_seed)
+    trained = [m for m in made if not m["reused"]]
     header = (f"task {ft.task}, {len(pairs)} test examples, {len(seeds)} seed(s) {seeds}; accuracy = exact "
               f"match, mean" + (" ± std over seeds, 95% t-interval (as computed: with few seeds it can reach "
               "past 0 or 100)" if len(seeds) > 1 else " (one seed: no spread; run --seeds=N)") +
-              "; positions = prompt + fillers + answer tokens per test example; inference compute = positions "
-              "over the baseline's; finetuning compute = positions x steps of finetuning over the baseline's; "
+              "; positions = prompt (twice, repeated) + fillers + emitted tokens per test example; inference FLOPs "
+              "per test example (model.forward_flops: the model's shape and loops over those positions, attention "
+              "included) and finetuning FLOPs (3x a forward over every position of every example, all steps) over "
+              "the baseline's; sequential = forward passes one after another per answer (1 + emitted steps); "
               "plateau = seeds whose validation exact match changed by less than 2 points over the last "
-              f"quarter of finetuning; {trained[0]} of {trained[1]} training runs ran in this command, with "
-              f"{ecfg.threads} thread(s) each, the others were reused (each checkpoint records its own)")
+              f"quarter of finetuning; {len(trained)} of {len(made)} training runs ran in this command, with "
+              f"{ecfg.threads} thread(s) each, the others were reused. " + provenance(made))
     base = [done[(s, "StdPT_StdFT")][2] for s in seeds] if "StdPT_StdFT" in names else None
     curves = [summarize_curve(n, [done[(s, n)][2] for s in seeds], base) for n in names]
     curves = [c for c in curves if c]
     table = table_markdown(rows) + (curve_markdown(curves) if curves else "")
     stem = os.path.join(ecfg.out_dir, results_name(ecfg))
-    png = plot(rows, stem + ".png") if ecfg.plot else None
-    curve_png = plot_curves(curves, stem + "_curve.png") if ecfg.plot and curves else None
+    pngs = [plot(rows, stem + ".png"), plot_flops(rows, stem + "_flops.png"),
+            plot_curves(curves, stem + "_curve.png") if curves else None] if ecfg.plot else []
+    pngs = [p for p in pngs if p]
     result = write_results(stem,
                            {"seeds": seeds, "eval_config": dataclasses.asdict(ecfg), "task": ft.task,
-                            "n_test": len(pairs), "rows": rows, "curves": curves, "plot": png,
-                            "curve_plot": curve_png}, f"{header}\n\n{table}", code, t0)
+                            "n_test": len(pairs), "rows": rows, "curves": curves, "plots": pngs, "trained": made},
+                           f"{header}\n\n{table}", code, t0)
     print(f"\n{header}\n\n{table}\n\n{result['seconds']:.0f}s; written to {stem}.json"
-          + "".join(f" and {p}" for p in (png, curve_png) if p))
+          + "".join(f" and {p}" for p in pngs))
     return result
 
 
 def run_all(ecfg, seeds, names):
     """Pretrain what the variants need, then finetune and score every (seed, variant), in worker
-    processes when the machine has several CPU cores (common.map_jobs), each job on ecfg.threads threads."""
-    pretrains = sorted({(s, VARIANTS[n].pause_pt) for s in seeds for n in names})
-    longer = lambda job: VARIANTS[job[1]].pause_ft or VARIANTS[job[1]].matched  # noqa: E731 (about 2x the steps)
-    finetunes = sorted(((s, n) for s in seeds for n in names), key=lambda job: not longer(job))  # longest first
+    processes when the machine has several CPU cores (common.map_jobs), each job on ecfg.threads threads.
+    Returns the scores, what made each run (made_by) and the pretrained models' paths."""
+    pretrains = sorted({(s, VARIANTS[n].pause_pt, VARIANTS[n].model) for s in seeds for n in names})
+    cost = lambda job: finetune_config(ecfg, job[0], job[1], "scratch").max_iters * (  # noqa: E731
+        1 + VARIANTS[job[1]].pause_ft + VARIANTS[job[1]].repeat + len(VARIANTS[job[1]].model))
+    finetunes = sorted(((s, n) for s in seeds for n in names), key=lambda job: -cost(job))  # longest first
     workers = ecfg.workers or min(os.cpu_count() or 1, len(finetunes))
     if workers > 1 and pick_device(ecfg.device) == "cpu":
         ecfg = dataclasses.replace(ecfg, progress=False)  # workers print plain lines, no bars
     else:
         workers = 1
-    pt = dict(zip(pretrains, map_jobs(pretrain, [(ecfg, s, p) for s, p in pretrains], workers, ecfg.threads)))
-    jobs = [(ecfg, s, n, pt[(s, VARIANTS[n].pause_pt)][0]) for s, n in finetunes]
+    pt = dict(zip(pretrains, map_jobs(pretrain, [(ecfg, *job) for job in pretrains], workers, ecfg.threads)))
+    jobs = [(ecfg, s, n, pt[(s, VARIANTS[n].pause_pt, VARIANTS[n].model)][0]) for s, n in finetunes]
     ft = dict(zip(finetunes, map_jobs(finetune_and_score, jobs, workers, ecfg.threads)))
-    trained = sum(not r for _, r in pt.values()) + sum(not r for *_, r in ft.values())
-    return {k: v[:3] for k, v in ft.items()}, (trained, len(pt) + len(ft))
+    made = [made_by(p, r) for p, r in pt.values()] + [v[3] for v in ft.values()]
+    return {k: v[:3] for k, v in ft.items()}, made, {k: p for k, (p, _) in pt.items()}
 
 
-def pretrain(ecfg, seed, pause_pt):
-    """The pretrained model of one seed, with random pauses (PausePT) or without: (its path, reused)."""
-    cfg = phase_config(ecfg, "pretrain", seed, pause_frac=ecfg.pause_frac if pause_pt else 0.0)
-    return ensure_trained(run_dir(ecfg, cfg, "pt_pause" if pause_pt else "pt_std"))
+def made_by(path, reused):
+    """What trained the run in path, as its checkpoint recorded it: commit, machine, seconds."""
+    ckpt = read_checkpoint(path)
+    return {"run": os.path.relpath(os.path.dirname(path)), "reused": reused, "commit": ckpt.get("commit"),
+            "cpu": "{cpu} (family {cpu_family} model {cpu_model})".format(**ckpt["machine"]) if ckpt.get("machine") else None,
+            "gpu": (ckpt.get("machine") or {}).get("gpu"),
+            "seconds": ckpt.get("seconds")}
+
+
+def provenance(made):
+    """One sentence: the commits and machines that trained the runs, and their training time in all."""
+    known = [m for m in made if m["commit"]]
+    if not known:
+        return "No run records what trained it (older checkpoints)."
+    where = sorted({f"{m['cpu']}" + (f" + {m['gpu']}" if m["gpu"] else "") for m in known})
+    return (f"The runs were trained at commit(s) {', '.join(sorted({m['commit'] for m in known}))} on "
+            f"{'; '.join(where)}, {sum(m['seconds'] or 0 for m in known):.0f} s of training in all"
+            + (f" ({len(made) - len(known)} older runs record nothing)" if len(known) < len(made) else "") + ".")
+
+
+def pretrain(ecfg, seed, pause_pt, model=()):
+    """The pretrained model of one seed, with random pauses (PausePT) or without, of the pretraining
+    config's shape or the variant's (model): (its path, reused)."""
+    cfg = phase_config(ecfg, "pretrain", seed, pause_frac=ecfg.pause_frac if pause_pt else 0.0, **dict(model))
+    name = ("pt_pause" if pause_pt else "pt_std") + "".join(f"_{k}{v}" for k, v in model)
+    return ensure_trained(run_dir(ecfg, cfg, name))
 
 
 def finetune_config(ecfg, seed, name, init_from):
@@ -145,7 +187,7 @@ def finetune_config(ecfg, seed, name, init_from):
     placement = ecfg.placement if v.pause_ft else "append"
     suffix = "_prepend" if placement == "prepend" else ""
     cfg = phase_config(ecfg, "finetune", seed, n_pause=m_ft, init_from=init_from, placement=placement,
-                       hints=v.hints)
+                       hints=v.hints, filler=v.filler, repeat=v.repeat, cot=v.cot)
     if v.matched:  # as many positions x steps as the pause variants: more steps for shorter examples
         cfg = dataclasses.replace(cfg, max_iters=round(cfg.max_iters * compute_ratio(cfg.task, ecfg.n_pause)))
     cfg = dataclasses.replace(cfg, snapshot_at=3 * cfg.max_iters // 4)  # keep the model at 3/4: the plateau check
@@ -196,33 +238,7 @@ def finetune_and_score(ecfg, seed, name, init_from):
                                               ecfg.progress)["score"]
         print(f"  seed {seed} {name} M_inf={m_inf}{' dots' if filler == 'dot' else ''}: "
               f"{100 * scores[(name, m_inf, filler)]:.1f}%", flush=True)
-    return scores, plateau, curve, reused
-
-
-def learning_curve(ckpt):
-    """A finetuning run's validation exact match at each of its evaluations, as train.py recorded it:
-    {"step": [...], "exact_match": [...] as finetuned, "no_pause": [...] at M_inf = 0}; {} if none."""
-    points = [h for h in ckpt.get("val_history", []) if isinstance(h, dict) and "exact_match" in h]
-    if not points:
-        return {}
-    return {"step": [h["step"] for h in points], "exact_match": [h["exact_match"] for h in points],
-            "no_pause": [h["exact_match_no_pause"] for h in points]}
-
-
-def plateaued(curve, at):
-    """The stated convergence criterion, read from the learning curve: a finetuning run has reached its
-    plateau when its validation exact match (scored as it was finetuned: its pauses, their placement)
-    changed by less than 2 points over the last quarter of its steps (from step `at`, 3/4 of the run, to
-    the last). Returns (bool, change in points); (None, nan) without a curve."""
-    if not curve or at not in curve["step"]:
-        return None, float("nan")
-    change = 100 * (curve["exact_match"][-1] - curve["exact_match"][curve["step"].index(at)])
-    return bool(abs(change) < 2.0), float(change)
-
-
-def steps_to(curve, level):
-    """The first step at which the curve's validation exact match reached level (None: never)."""
-    return next((s for s, a in zip(curve["step"], curve["exact_match"]) if a >= level), None)
+    return scores, plateau, curve, made_by(path, reused)
 
 
 def compute_ratio(task, n_pause):
@@ -298,10 +314,9 @@ def check_eval_config(ecfg):
         raise ConfigError(f"filler must be 'pause' or 'dot', got {ecfg.filler!r}")
     if ecfg.seeds < 1 or ecfg.workers < 0 or ecfg.threads < 1:
         raise ConfigError("seeds and threads must be >= 1, workers >= 0")
-    hints = any(VARIANTS[n].hints for n in names)
-    for phase in ("pretrain", "finetune"):  # fail on a bad setting before any training starts
-        check_config(phase_config(ecfg, phase, ecfg.seed, n_pause=ecfg.n_pause, pause_frac=ecfg.pause_frac,
-                                  placement=ecfg.placement, hints=hints and phase == "finetune"))
+    for n in names:  # fail on a bad setting before any training starts
+        check_config(phase_config(ecfg, "pretrain", ecfg.seed, pause_frac=ecfg.pause_frac, **dict(VARIANTS[n].model)))
+        check_config(finetune_config(ecfg, ecfg.seed, n, "scratch"))
     if any(VARIANTS[n].matched for n in names) and phase_config(ecfg, "finetune", ecfg.seed).task in downstream.LOADERS:
         raise ConfigError("the matched control needs an embedded task (it counts the task's positions)")
     return names
@@ -309,9 +324,9 @@ def check_eval_config(ecfg):
 
 def conditions(name, ecfg):
     """The (M_inf, filler) pairs a variant is scored at."""
-    m = ecfg.n_pause
-    if VARIANTS[name].pause_ft:
-        return [(mi, "pause") for mi in (sorted({0, m // 2, m, 2 * m}) if ecfg.sweep else [m, 0])]
+    m, v = ecfg.n_pause, VARIANTS[name]
+    if v.pause_ft:  # the fillers it was trained with: pauses, or '.' (the trained-filler control)
+        return [(mi, v.filler) for mi in (sorted({0, m // 2, m, 2 * m}) if ecfg.sweep else [m, 0])]
     if ecfg.filler == "dot" and name == "StdPT_StdFT":  # the paper's control: '.' instead of pauses
         return [(0, "pause"), (m, "dot")]
     return [(0, "pause")]
@@ -338,8 +353,8 @@ def score(model, vocab, cfg, examples, m_inf, filler="pause", placement="append"
         return downstream.evaluate(model, vocab, cfg.task, examples, m_inf, cfg.max_answer_tokens, progress,
                                    filler, placement)
     pairs = [(e["prefix"], e["target"]) for e in examples]
-    return {"score": accuracy(model, vocab, pairs, m_inf, progress, filler, placement, mistakes),
-            "metric": "exact match"}
+    return {"score": accuracy(model, vocab, pairs, m_inf, progress, filler, placement, mistakes, cfg.repeat,
+                              cfg.task if cfg.cot else ""), "metric": "exact match"}
 
 
 def score_one(ecfg):
@@ -364,28 +379,64 @@ def score_one(ecfg):
 
 def summarize(per_seed, plateaus, ecfg, pairs):
     """Rows of the result table: mean, std and 95% interval over seeds; the delta vs the baseline is
-    paired by seed (same seed, same data order); positions the model runs per test example (prompt +
-    fillers + answer) and their ratio to the baseline's (inference FLOPs grow about linearly with it);
-    finetuning compute: positions per finetuning example x steps, over the baseline's (the matched
-    control runs no more positions per example but more steps)."""
-    enc = get_encoding()
-    prompt_len = np.mean([len(enc.encode_ordinary(p)) for p, _ in pairs])
-    answer_len = np.mean([len(enc.encode_ordinary(t)) + 1 for _, t in pairs])  # answer + end token
+    paired by seed (same seed, same data order); what each answer costs (costs()) over the baseline's."""
     base_key = ("StdPT_StdFT", 0, "pause")
     base = [s[base_key] for s in per_seed] if base_key in per_seed[0] else None
-    base_steps = finetune_config(ecfg, ecfg.seed, "StdPT_StdFT", "scratch").max_iters
+    base_cost = costs(ecfg, "StdPT_StdFT", 0, pairs)
     rows = []
     for name, m_inf, filler in per_seed[0]:
-        v, positions = VARIANTS[name], prompt_len + m_inf + answer_len
-        ft = finetune_config(ecfg, ecfg.seed, name, "scratch")
-        train_ratio = (1.0 if ft.task in downstream.LOADERS else compute_ratio(ft.task, ft.n_pause)) * ft.max_iters / base_steps
+        v, c = VARIANTS[name], costs(ecfg, name, m_inf, pairs)
         rows.append({"variant": name, "M_ft": ecfg.n_pause if v.pause_ft else 0, "M_inf": m_inf, "filler": filler,
                      "placement": ecfg.placement if v.pause_ft else "append", "hints": v.hints,
                      **seed_stats([s[(name, m_inf, filler)] for s in per_seed], base),
                      "plateau": [p[name][0] for p in plateaus], "val_change": [p[name][1] for p in plateaus],
-                     "positions": positions, "flops_ratio": positions / (prompt_len + answer_len),
-                     "train_ratio": train_ratio})
+                     "positions": c["positions"], "sequential": c["sequential"],
+                     "flops_ratio": c["flops"] / base_cost["flops"], "train_ratio": c["train_flops"] / base_cost["train_flops"]})
     return rows
+
+
+def costs(ecfg, name, m_inf, pairs):
+    """What a variant's answers cost, as means over the test pairs: positions (prompt, twice when repeated,
+    + fillers + chain-of-thought steps + answer and end token), inference FLOPs (model.forward_flops of its
+    shape over the positions it reads, the head at each token it emits) and sequential forward passes (1,
+    + one per step it emits before the answer); and the FLOPs of its whole finetuning run (3x a forward
+    over every position of every example, x batch x steps; 200 training examples, padding not counted)."""
+    v = VARIANTS[name]
+    pt, ft = phase_config(ecfg, "pretrain", ecfg.seed, **dict(v.model)), finetune_config(ecfg, ecfg.seed, name, "scratch")
+    vocab = Vocab(None) if ft.vocab == "full" or ft.task in downstream.LOADERS else task_vocab(ft.task)
+    shape = GPTConfig(n_layer=pt.n_layer, n_head=pt.n_head, n_embd=pt.n_embd, vocab_size=vocab.size, n_loop=pt.n_loop)
+
+    def lengths(prefix, target, fill):  # (positions of the whole sequence, tokens emitted, steps emitted)
+        steps = len(TASKS[ft.task].hints(prefix)) if v.cot else 0
+        emitted = steps + len(vocab.encode(target)) + 1
+        return len(vocab.encode(prefix)) * (1 + v.repeat) + fill + emitted, emitted, steps
+    test = [lengths(p, t, m_inf) for p, t in pairs]
+    train = pairs if ft.task in downstream.LOADERS else make_examples(ft.task, 200, "train", ft.data_seed)
+    per_example = np.mean([3 * forward_flops(shape, n - 1, n - 1) for n, _, _ in (lengths(p, t, ft.n_pause) for p, t in train)])
+    return {"positions": float(np.mean([n for n, _, _ in test])), "sequential": 1 + float(np.mean([s for *_, s in test])),
+            "flops": float(np.mean([forward_flops(shape, n - 1, e) for n, e, _ in test])),
+            "train_flops": float(per_example * ft.batch_size * ft.max_iters)}
+
+
+def references(ecfg, seeds, pt, pairs, per_seed):
+    """The rows every accuracy is read against, for an embedded task: always answering the test set's most
+    common answer, and the pretrained model (no pauses, not finetuned) answering the test prompts."""
+    ft = phase_config(ecfg, "finetune", ecfg.seed)
+    if ft.task in downstream.LOADERS:
+        return []
+    base = [s[("StdPT_StdFT", 0, "pause")] for s in per_seed] if ("StdPT_StdFT", 0, "pause") in per_seed[0] else None
+    common = Counter(t for _, t in pairs).most_common(1)[0][1] / len(pairs)
+    rows = [("majority answer", [common] * len(seeds))]
+    if all((s, False, ()) in pt for s in seeds):
+        pretrained = []
+        for s in seeds:
+            model, vocab, _ = load_checkpoint(pt[(s, False, ())], pick_device(ecfg.device))
+            pretrained.append(accuracy(model.eval(), vocab, pairs, 0))
+        rows.append(("StdPT, not finetuned", pretrained))
+    return [{"variant": name, "reference": True, "M_ft": 0, "M_inf": 0, "filler": "pause", "placement": "append",
+             "hints": False, **seed_stats(acc, base), **({"std": None} if name == "majority answer" else {}),
+             "plateau": [None], "val_change": [None], "positions": None, "sequential": None, "flops_ratio": None,
+             "train_ratio": None} for name, acc in rows]
 
 
 LEVELS = (0.8, 0.9, 0.95)  # validation exact match levels whose first step the curve table reports

@@ -98,6 +98,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True        # biases in Linear and LayerNorm, as in GPT-2
     gelu_approx: str = "none"  # "tanh" is GPT-2's own GELU (from_pretrained sets it); "none" is exact
+    n_loop: int = 1          # the blocks run n_loop times with shared weights (looped depth; GPT-2: 1)
 
 
 class GPT(nn.Module):
@@ -154,8 +155,10 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.config.block_size}")
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for i, block in enumerate(self.transformer.h):
-            x = block(x, cache, i)
+        # looped depth: the same blocks again on their own output, each pass with its own cache entries
+        for loop in range(self.config.n_loop):
+            for i, block in enumerate(self.transformer.h):
+                x = block(x, cache, loop * self.config.n_layer + i)
         if cache is not None:
             cache.pos += T
         return self.transformer.ln_f(x)
@@ -211,7 +214,7 @@ class GPT(nn.Module):
     def flops_per_token(self, T):
         """Training FLOPs per token at sequence length T (6 per parameter, plus attention)."""
         c = self.config
-        return 6 * self.num_params() + 12 * c.n_layer * c.n_embd * T
+        return 6 * self.num_params() + 12 * c.n_layer * c.n_loop * c.n_embd * T
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
         # weight decay on matrices (matmuls, embeddings) only; biases and LayerNorm gains are not decayed
@@ -266,13 +269,24 @@ class GPT(nn.Module):
         return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
 
 
+def forward_flops(config, n_positions, n_logits):
+    """FLOPs (2 per multiply-add) of one causal pass over n_positions positions with the head at n_logits
+    of them: per layer and loop 24 C^2 a position (q, k, v, the output projection and the MLP: 12 C^2
+    weights) and 4 C per (query, key) pair of the causal attention (scores and weighted values), plus
+    2 C V a head. Generation with a KV cache costs the same as one pass over every position it reads.
+    LayerNorms, GELU, softmax and the embeddings are left out (under 2% at the default's shape)."""
+    c, T = config, n_positions
+    blocks = c.n_layer * c.n_loop * (24 * c.n_embd ** 2 * T + 4 * c.n_embd * T * (T + 1) / 2)
+    return blocks + 2 * c.n_embd * c.vocab_size * n_logits
+
+
 class KVCache:
     """Keys and values of every layer for the positions computed so far, preallocated to block_size.
     pos is the number of positions already in the cache (the next token's position)."""
 
     def __init__(self, model, batch_size):
         c = model.config
-        self.shape = (c.n_layer, batch_size, c.n_head, c.block_size, c.n_embd // c.n_head)
+        self.shape = (c.n_layer * c.n_loop, batch_size, c.n_head, c.block_size, c.n_embd // c.n_head)
         self.k = self.v = None  # allocated at the first update, in the dtype attention runs in
         self.pos = 0
 

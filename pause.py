@@ -13,6 +13,13 @@ and the loss ignores targets of -1.
                                                the last one, never produce a pause
                  choice_logprob                likelihood of a choice after the pauses (ranked tasks)
 
+  the alternatives (not the paper: the controls of eval.py --variants=controls)
+                 format_example(pause_id=dot)  trained filler: '.' in the slots, finetuning and inference
+                 repeat_prompt                 the prompt written twice in place of the pauses
+                 format_cot, answer_cot        chain of thought: the hints emitted as tokens and read
+                                               back as inputs, the answer after the last
+                 (looped depth is GPTConfig.n_loop, read in GPT.hidden)
+
   python data.py      # prints a pretraining and a finetuning batch, ignored targets shown as ·
 """
 import numpy as np
@@ -171,3 +178,31 @@ def choice_logprob(model, prefix, choice, n_pause, fill_id, eot_id, placement="a
     logits, _ = model(x, y)
     keep = y != -1  # the choice's positions
     return torch.log_softmax(logits[keep].float(), -1).gather(1, y[keep][:, None]).sum().item()
+
+
+# --- the alternatives: other ways to give a model more computation or supervision per answer --------
+
+
+def repeat_prompt(prefix):
+    """The prompt written a second time where the pauses would go: extra positions that carry content
+    (Greenblatt 2025). Finetune and answer on repeat_prompt(prefix) with no pauses."""
+    return np.concatenate([prefix, prefix])
+
+
+def format_cot(prefix, steps, target, eot_id):
+    """Chain of thought with the hints' supervision: prefix + steps + target + [eot], where steps are the
+    task's hint ids. Each step is a target of the position before it and then the next input, so the
+    model reads back what it wrote (sequential), where a hinted pause slot only computes it (parallel).
+    Returns (x, y) as format_example: -1 on every position that predicts a prompt token."""
+    seq = np.concatenate([prefix, steps, target, [eot_id]]).astype(np.int64)
+    x, y = seq[:-1], seq[1:].copy()
+    y[: len(prefix) - 1] = -1
+    return x, y
+
+
+def answer_cot(model, prompts, n_steps, pause_id, eot_id, max_new_tokens=8, **kw):
+    """Chain-of-thought inference: the model writes n_steps[i] tokens of its own (its steps, one forward
+    pass each), then the answer; returns the answer ids after the steps, end token excluded. A model
+    that ends before its steps are done answers nothing."""
+    outs = answer(model, prompts, 0, pause_id, eot_id, max(n_steps) + max_new_tokens, **kw)
+    return [o[n:] for o, n in zip(outs, n_steps)]

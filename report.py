@@ -1,13 +1,13 @@
 """
 The report of a comparison: its table in markdown and its plot. eval.py computes the rows (mean, spread
-and intervals over seeds, paired deltas, positions and compute); this file only lays them out.
+and intervals over seeds, paired deltas, positions and compute); this file lays them out, and reads the learning curves that train.py records in each checkpoint.
 """
 
 
 def table_markdown(rows):
     """The comparison at the trained number of pauses (M_inf = M_ft, and the '.' control), then the
     M_inf sweep: other numbers of pauses than a model was finetuned with."""
-    main = [r for r in rows if r["M_inf"] == r["M_ft"] or r["filler"] == "dot"]
+    main = [r for r in rows if r["M_inf"] == r["M_ft"] or r["filler"] == "dot" and not r["M_ft"] or r.get("reference")]
     sweep = [r for r in rows if r not in main]
     text = table_rows(main)
     if sweep:
@@ -17,33 +17,68 @@ def table_markdown(rows):
 
 def table_rows(rows):
     lines = ["| variant | M_ft | M_inf | accuracy (%) | 95% interval | delta vs baseline (pp), 95% interval "
-             "| positions | inference compute | finetuning compute | plateau |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| positions | inference FLOPs | sequential passes | finetuning FLOPs | plateau |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['std']:.1f}" if r["std"] is not None else "")
-        ci = f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]"
+        ci = f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}]" if r["std"] is not None else ""
         delta = "" if r["delta"] is None else f"{100 * r['delta']:+.1f}"
         if r["delta_ci95"] is not None and r["std"] is not None:
             delta += f" [{100 * r['delta_ci95'][0]:+.1f}, {100 * r['delta_ci95'][1]:+.1f}]"
-        label = r["variant"] + (" (prepend)" if r["placement"] == "prepend" else "")
+        label = r["variant"] + (" (prepend)" if r["placement"] == "prepend" else "") + (" (reference)" if r.get("reference") else "")
         m_inf = f"{r['M_inf']}" + (" dots" if r["filler"] == "dot" else "")
         plateau = "n/a" if None in r["plateau"] else f"{sum(r['plateau'])}/{len(r['plateau'])}"
-        lines.append(f"| {label} | {r['M_ft']} | {m_inf} | {acc} | {ci} | {delta} | {r['positions']:.1f} "
-                     f"| {r['flops_ratio']:.2f}x | {r['train_ratio']:.2f}x | {plateau} |")
+        cost = "| | | | |" if r.get("reference") else (
+            f"| {r['positions']:.1f} | {r['flops_ratio']:.2f}x | {r.get('sequential', 1):.0f} | {r['train_ratio']:.2f}x |")
+        lines.append(f"| {label} | {r['M_ft']} | {m_inf} | {acc} | {ci} | {delta} {cost} {plateau} |")
     return "\n".join(lines)
 
 
-def plot(rows, path):
-    """Accuracy vs M_inf per variant, error bars = std over seeds; None when matplotlib is missing."""
+def _pyplot():
+    """matplotlib's pyplot for files (no display), or None when matplotlib is not installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        return plt
     except ImportError:
         return None
+
+
+def plot_flops(rows, path):
+    """Accuracy against inference FLOPs per answer (over the baseline's), one point per variant at the
+    pauses it was finetuned with, error bars = std over seeds; a hollow marker where an answer takes
+    several sequential forward passes (chain of thought), dashed lines for the references."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in [r for r in rows if r["M_inf"] == r["M_ft"] and not r.get("reference")]:
+        serial = r.get("sequential", 1) > 1.5
+        ax.errorbar(r["flops_ratio"], 100 * r["accuracy"], yerr=100 * (r["std"] or 0), capsize=3, marker="o",
+                    mfc="none" if serial else None, label=r["variant"] + (f" ({r['sequential']:.0f} sequential passes)" if serial else ""))
+    for r in [r for r in rows if r.get("reference")]:
+        ax.axhline(100 * r["accuracy"], ls="--", lw=1, color="gray")
+        ax.annotate(r["variant"], (ax.get_xlim()[0], 100 * r["accuracy"]), fontsize=7, color="gray", va="bottom")
+    ax.set_xlabel("inference FLOPs per answer (x the baseline's)")
+    ax.set_ylabel("test exact match (%)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot(rows, path):
+    """Accuracy vs M_inf per variant, error bars = std over seeds; None when matplotlib is missing."""
+    plt = _pyplot()
+    if plt is None:
+        return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in dict.fromkeys(r["variant"] for r in rows):  # in the table's order
-        pts = sorted((r["M_inf"], r["accuracy"], r["std"] or 0) for r in rows
-                     if r["variant"] == name and r["filler"] == "pause")
+    for name in dict.fromkeys(r["variant"] for r in rows if not r.get("reference")):  # in the table's order
+        pts = sorted((r["M_inf"], r["accuracy"], r["std"] or 0) for r in rows  # not the untrained '.' control
+                     if r["variant"] == name and (r["filler"] == "pause" or r["M_ft"]))
         if pts:
             m, a, e = zip(*pts)
             ax.errorbar(m, [100 * x for x in a], yerr=[100 * x for x in e], marker="o", capsize=3, label=name)
@@ -118,11 +153,8 @@ def plot_curves(curves, path):
     """Validation exact match against finetuning step per variant: the mean over seeds, shaded from the
     lowest seed to the highest; dotted, a pause variant's model answering with no pauses. None when
     matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for c in curves:
@@ -140,3 +172,32 @@ def plot_curves(curves, path):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# --- the learning curve of a finetuning run -------------------------------------------------------------
+
+
+def learning_curve(ckpt):
+    """A finetuning run's validation exact match at each of its evaluations, as train.py recorded it:
+    {"step": [...], "exact_match": [...] as finetuned, "no_pause": [...] at M_inf = 0}; {} if none."""
+    points = [h for h in ckpt.get("val_history", []) if isinstance(h, dict) and "exact_match" in h]
+    if not points:
+        return {}
+    return {"step": [h["step"] for h in points], "exact_match": [h["exact_match"] for h in points],
+            "no_pause": [h["exact_match_no_pause"] for h in points]}
+
+
+def plateaued(curve, at):
+    """The stated convergence criterion, read from the learning curve: a finetuning run has reached its
+    plateau when its validation exact match (scored as it was finetuned: its pauses, their placement)
+    changed by less than 2 points over the last quarter of its steps (from step `at`, 3/4 of the run, to
+    the last). Returns (bool, change in points); (None, nan) without a curve."""
+    if not curve or at not in curve["step"]:
+        return None, float("nan")
+    change = 100 * (curve["exact_match"][-1] - curve["exact_match"][curve["step"].index(at)])
+    return bool(abs(change) < 2.0), float(change)
+
+
+def steps_to(curve, level):
+    """The first step at which the curve's validation exact match reached level (None: never)."""
+    return next((s for s, a in zip(curve["step"], curve["exact_match"]) if a >= level), None)

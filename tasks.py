@@ -45,7 +45,8 @@ def mult(rng):
 
 def hops(rng, chain=4, letters="abcdefgh"):
     """Variable binding: two chains x1 = digit, x2 = x1, ... of `chain` variables each, statements
-    shuffled; the query names the end of one chain, whose digit is the answer (chain-1 hops)."""
+    shuffled; the query names the end of one chain, whose digit is the answer (chain-1 hops). Each hop
+    depends on the one before: a task whose answer needs serial steps."""
     names = rng.permutation(list(letters))[: 2 * chain]
     digits = rng.choice(10, 2, replace=False)
     stmts = []
@@ -55,6 +56,17 @@ def hops(rng, chain=4, letters="abcdefgh"):
     q = int(rng.integers(0, 2))
     order = rng.permutation(len(stmts))
     return " , ".join(stmts[i] for i in order) + f" ; {names[q * chain + chain - 1]} =", f" {digits[q]}"
+
+
+def hops_hints(prefix):
+    """Slot j names the variable j + 1 hops from the query (the last slot before the answer names the
+    variable that holds the digit): one hop per slot, each needing the one before."""
+    stmts = dict(s.split(" = ") for s in prefix.split(" ; ")[0].split(" , "))
+    var, out = prefix.split(" ; ")[1].split()[0], []
+    while not stmts[var].isdigit():
+        var = stmts[var]
+        out.append(f" {var}")
+    return out
 
 
 # --- parity tasks with hints: where pause slots can be given a job ------------------------------------
@@ -130,13 +142,14 @@ def _n(fn, **kw):
 
 DIGITS = tuple(str(d) for d in range(10))
 SPACED = tuple(f" {i}" for i in range(25))
+HOPS = tuple("abcdefgh") + tuple(f" {c}" for c in "abcdefgh") + tuple(f" {d}" for d in DIGITS) + (" =", " ,", " ;")
 TASKS = {
     "keysum": Task(keysum, DIGITS + tuple(f" {i}" for i in range(55)) + (" |", " =")),
     "addition": Task(addition, DIGITS + tuple(f" {d}" for d in DIGITS) + (" +", " =")),
     "summod": Task(summod, DIGITS + tuple(f" {d}" for d in DIGITS) + (" =",)),
     "mult": Task(mult, DIGITS + tuple(f" {d}" for d in DIGITS) + (" *", " =")),
-    "hops": Task(hops, tuple("abcdefgh") + tuple(f" {c}" for c in "abcdefgh")
-                 + tuple(f" {d}" for d in DIGITS) + (" =", " ,", " ;")),
+    "hops": Task(hops, HOPS, hops_hints),
+    "hops3": Task(_n(hops, chain=3), HOPS, hops_hints),
     "parity": Task(parity, DIGITS + SPACED + (" =",), parity_hints, parity_input_hints),
     "keyparity": Task(keyparity, DIGITS + SPACED + (" |", " ="), keyparity_hints, keyparity_input_hints),
     "keyparity_first": Task(_n(keyparity, key_first=True), DIGITS + SPACED + (" |", " ="), keyparity_hints,
@@ -147,7 +160,7 @@ TASKS = {
                               keyparity_input_hints),
 }
 # size of each task's prompt space, to say how much of it training covers
-SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None, "parity": 2**16,
+SPACE = {"keysum": 9 * 10**6, "addition": 10**6, "summod": 10**8, "mult": 10**5, "hops": None, "hops3": None, "parity": 2**16,
          "keyparity": 10**9, "keyparity_first": 10**9, "keyparity6": 10**7, "keyparity12": 10**13, "keyparity12_first": 10**13}
 
 

@@ -25,12 +25,12 @@ from tqdm import tqdm
 
 import downstream
 from common import (CheckpointError, ConfigError, TrainingError, check_finite, check_out_dir, check_writable, code_hashes,
-                    file_hash, fingerprint, parse_config, pick_device, precision, read_checkpoint, run_cli,
-                    save_checkpoint, setup_distributed, to_device, wrap_model)
+                    commit, file_hash, fingerprint, machine, parse_config, pick_device, precision, read_checkpoint,
+                    run_cli, save_checkpoint, setup_distributed, to_device, wrap_model)
 from data import PAUSE_ID, TOKENIZER_NAME, Vocab, data_files, get_encoding, make_batcher, phase_data, task_vocab
 from decode import fast
 from model import GPT, GPTConfig
-from pause import answer, weighted_loss
+from pause import answer, answer_cot, repeat_prompt, weighted_loss
 from tasks import TASKS, make_examples
 
 
@@ -66,6 +66,10 @@ class Config:
     hints: bool = False            # finetune: train the pause slots on the task's hint targets (not the paper)
     input_hints: bool = False      # finetune: train the prompt positions on the task's input hints (a control)
     hint_weight: float = 1.0       # loss weight of a hinted position (answer positions weigh 1)
+    # the alternatives to pauses (controls, not the paper; eval.py --variants=controls)
+    filler: str = "pause"          # finetune: what the n_pause slots hold, "pause" or "dot" ('.': trained filler)
+    repeat: bool = False           # finetune: the prompt written twice (no pauses), the answer after it
+    cot: bool = False              # finetune: the task's hints emitted as tokens before the answer (chain of thought)
     # model (ignored with init_from=<checkpoint>: the checkpoint's shape is used)
     n_layer: int = 2
     n_head: int = 4
@@ -73,6 +77,7 @@ class Config:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = True
+    n_loop: int = 1                # the blocks run n_loop times with shared weights (looped depth, a control)
     # optimisation
     batch_size: int = 64
     grad_accum: int = 1            # micro-batches per optimizer step
@@ -97,7 +102,7 @@ class Config:
 def check_config(cfg):
     """Every setting of a run is validated here, once, before anything is trained or written."""
     choices = {"phase": ("pretrain", "finetune"), "vocab": ("compact", "full"), "placement": ("append", "prepend"),
-               "dtype": ("auto", "float32", "bfloat16", "float16")}
+               "dtype": ("auto", "float32", "bfloat16", "float16"), "filler": ("pause", "dot")}
     for key, allowed in choices.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"{key} must be one of {allowed}, got {getattr(cfg, key)!r}")
@@ -110,8 +115,8 @@ def check_config(cfg):
     if cfg.max_iters < 0 or min(cfg.batch_size, cfg.grad_accum, cfg.eval_interval, cfg.eval_iters, cfg.log_interval) < 1:
         raise ConfigError("max_iters must be >= 0; batch_size, grad_accum, eval_interval, eval_iters, "
                           "log_interval >= 1")
-    if min(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size) < 1 or cfg.n_embd % cfg.n_head:
-        raise ConfigError(f"n_layer, n_head, n_embd, block_size must be >= 1 and n_head must divide n_embd, "
+    if min(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.n_loop) < 1 or cfg.n_embd % cfg.n_head:
+        raise ConfigError(f"n_layer, n_head, n_embd, block_size, n_loop must be >= 1 and n_head must divide n_embd, "
                           f"got n_head={cfg.n_head}, n_embd={cfg.n_embd}")
     if not 0.0 <= cfg.dropout < 1.0 or cfg.learning_rate <= 0 or cfg.min_lr < 0 or cfg.warmup_iters < 0:
         raise ConfigError("dropout must be in [0, 1), learning_rate > 0, min_lr and warmup_iters >= 0")
@@ -128,6 +133,11 @@ def check_config(cfg):
             raise ConfigError(f"{key} needs phase='finetune' and a task that defines them, got {cfg.task!r}")
     if cfg.hints and cfg.placement != "append":
         raise ConfigError("hints need appended pauses (a prepended pause cannot see the prompt)")
+    if (cfg.repeat or cfg.cot) and (cfg.phase != "finetune" or cfg.n_pause or cfg.task not in TASKS):
+        raise ConfigError("repeat and cot replace the pauses: they need phase='finetune', n_pause=0 and an embedded task")
+    if cfg.cot and (cfg.repeat or cfg.hints or TASKS[cfg.task].hints is None):
+        raise ConfigError(f"cot emits the task's hints: it needs a task that defines them, got {cfg.task!r}, "
+                          "and neither repeat nor hints")
     if cfg.hint_weight <= 0:
         raise ConfigError(f"hint_weight must be > 0, got {cfg.hint_weight}")
     pick_device(cfg.device)  # an unknown device, or one this machine lacks, before anything is written
@@ -188,7 +198,8 @@ def init_model(cfg, device):
     if cfg.init_from == "scratch":
         vocab = Vocab(None) if cfg.vocab == "full" else task_vocab(cfg.task)
         model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab.size, n_layer=cfg.n_layer,
-                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias))
+                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                              n_loop=cfg.n_loop))
         return model.to(device), vocab, None, None
     if cfg.init_from.startswith("gpt2:"):  # GPT-2's weights (Hugging Face layout) + a pause row
         try:
@@ -223,20 +234,34 @@ def estimate_loss(model, batches, device, ctx):
     return float(np.mean(losses))
 
 
-def accuracy(model, vocab, pairs, n_inf, progress=False, filler="pause", placement="append", mistakes=0):
+def accuracy(model, vocab, pairs, n_inf, progress=False, filler="pause", placement="append", mistakes=0,
+             repeat=False, cot_task=""):
     """Exact match of the greedy answer (after n_inf pauses, or '.' with filler="dot"; before the prompt
-    with placement="prepend") with the target text; prints the first `mistakes` wrong ones."""
+    with placement="prepend"; after the prompt written twice with repeat; after the model's own steps,
+    as many as cot_task's hint rule gives, with cot_task) with the target text; prints the first
+    `mistakes` wrong ones."""
     # targets are only compared as text, never encoded: a test answer may use a token the training
     # text never did (it then simply cannot be produced)
     max_new = max(len(get_encoding().encode_ordinary(t)) for _, t in pairs) + 1  # + the end token
     prompts = vocab.encode_batch([p for p, _ in pairs])
-    outs = answer(fast(model), prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new, progress=progress,
-                  filler_id=vocab.dot_id if filler == "dot" else None, placement=placement,
-                  ban_ids=vocab.unused_ids)
+    prompts = [repeat_prompt(p) for p in prompts] if repeat else prompts
+    kw = dict(progress=progress, placement=placement, ban_ids=vocab.unused_ids)
+    if cot_task:
+        n_steps = [len(TASKS[cot_task].hints(p)) for p, _ in pairs]
+        outs = answer_cot(fast(model), prompts, n_steps, vocab.pause_id, vocab.eot_id, max_new, **kw)
+    else:
+        outs = answer(fast(model), prompts, n_inf, vocab.pause_id, vocab.eot_id, max_new,
+                      filler_id=vocab.dot_id if filler == "dot" else None, **kw)
     right = [vocab.decode(o) == t for o, (_, t) in zip(outs, pairs)]
     for i in [i for i, ok in enumerate(right) if not ok][:mistakes]:
         print(f"  wrong: {pairs[i][0]!r} -> {vocab.decode(outs[i])!r}, expected {pairs[i][1]!r}")
     return float(np.mean(right))
+
+
+def as_trained(cfg):
+    """accuracy()'s settings that answer as a run of cfg was finetuned: its fillers, their placement, the
+    prompt repeated, its own chain of thought."""
+    return dict(filler=cfg.filler, placement=cfg.placement, repeat=cfg.repeat, cot_task=cfg.task if cfg.cot else "")
 
 
 @torch.no_grad()
@@ -247,7 +272,7 @@ def evaluate(model, val_batches, val_pairs, vocab, cfg, device, ctx):
     point = {"val_loss": estimate_loss(model, val_batches, device, ctx)}
     if val_pairs:
         model.eval()
-        point["exact_match"] = accuracy(model, vocab, val_pairs, cfg.n_pause, placement=cfg.placement)
+        point["exact_match"] = accuracy(model, vocab, val_pairs, cfg.n_pause, **as_trained(cfg))
         point["exact_match_no_pause"] = (accuracy(model, vocab, val_pairs, 0) if cfg.n_pause else
                                          point["exact_match"])
         model.train()
@@ -272,7 +297,8 @@ def train(cfg):
     train_set, val_set = phase_data(cfg)
     # what made this run, saved with it: the code, the bytes of its data files, its thread count
     made = {"code": code_hashes(), "data": {p: file_hash(p) for p in data_files(cfg)},
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "commit": commit(),
+            "machine": {k: None if v is None else str(v) for k, v in machine().items() if k in ("cpu", "cpu_family", "cpu_model", "gpu", "torch")}}
     model, vocab, resumed, init_fp = init_model(cfg, device)
     block = model.config.block_size  # a checkpoint's own block_size wins over cfg's
     train_data, val_data = (make_batcher(cfg, d, vocab, block) for d in (train_set, val_set))
@@ -282,10 +308,12 @@ def train(cfg):
     val_pairs = make_examples(cfg.task, cfg.n_val, "val", cfg.data_seed) if embedded_ft else ()
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
     start, val_loss, history = 0, float("nan"), []  # history: evaluate()'s point (and step) of every evaluation
+    seconds = 0.0  # wall time of the run before this process (a resumed run's earlier part)
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
         start, val_loss = resumed["step"], resumed["val_loss"]
         history = list(resumed.get("val_history", []))
+        seconds = resumed.get("seconds") or 0.0
         if resumed.get("scaler"):
             scaler.load_state_dict(resumed["scaler"])
     if master and cfg.overwrite and not cfg.resume:  # everything checked: the replaced run's snapshots go
@@ -320,7 +348,7 @@ def train(cfg):
                                     "the last good checkpoint")
             if master:
                 save_checkpoint(ckpt_path, checkpoint(raw_model, optimizer, cfg, it, val_loss, vocab, init_fp,
-                                                      history, scaler, made))
+                                                      history, scaler, {**made, "seconds": seconds + time.time() - t0}))
                 if it == cfg.snapshot_at:  # e.g. for eval.py's plateau check at 3/4 of the run
                     shutil.copyfile(ckpt_path, os.path.join(cfg.out_dir, f"ckpt_{it}.pt"))
             if plain_log:  # averages since the previous line
