@@ -376,6 +376,27 @@ def write_results(stem, result, body, code, t0):
     write_atomic(stem + ".md", f"{line}\n\n{body}\n")
     return result
 
+def made_by(path, reused):
+    """What trained the run in path, as its checkpoint recorded it: commit, machine, seconds."""
+    ckpt = read_checkpoint(path)
+    return {"run": os.path.relpath(os.path.dirname(path)), "reused": reused, "commit": ckpt.get("commit"),
+            "cpu": "{cpu} (family {cpu_family} model {cpu_model})".format(**ckpt["machine"]) if ckpt.get("machine") else None,
+            "gpu": (ckpt.get("machine") or {}).get("gpu"),
+            "seconds": ckpt.get("seconds")}
+
+
+def provenance(made):
+    """One sentence: the commits and machines that trained the runs, and their training time in all."""
+    known = [m for m in made if m["commit"]]
+    if not known:
+        return "No run records what trained it (older checkpoints)."
+    where = sorted({f"{m['cpu']}" + (f" + {m['gpu']}" if m["gpu"] else "") for m in known})
+    return (f"The runs were trained at commit(s) {', '.join(sorted({m['commit'] for m in known}))} on "
+            f"{'; '.join(where)}, {sum(m['seconds'] or 0 for m in known):.0f} s of training in all"
+            + (f" ({len(made) - len(known)} older runs record nothing)" if len(known) < len(made) else "") + ".")
+
+
+
 # --- statistics over seeds ------------------------------------------------------------------------------
 
 

@@ -1,12 +1,12 @@
 """
-The paper's comparison on the embedded task: StdPT/PausePT pretraining x StdFT/PauseFT finetuning,
-scored by exact match on a held-out test set, against the StdPT_StdFT baseline.
+The paper's comparison on the embedded task: StdPT/PausePT pretraining x StdFT/PauseFT finetuning, and
+the other ways to spend the same compute, scored by exact match on a held-out test set against the
+StdPT_StdFT baseline, the test set's majority answer and the pretrained model.
 
   python eval.py                                   # the default comparison (minutes on 2 CPU cores)
-  python eval.py --seeds=5                         # mean ± std and 95% intervals over 5 seeds
+  python eval.py --variants=controls               # pauses against chain of thought, loops, depth, ...
   python eval.py --n_pause=4 --variants=PausePT_PauseFT   # another M_ft; reuses the pretrained models
-  python eval.py --placement=prepend               # pauses before the prompt (the paper's ablation)
-  python eval.py --filler=dot                      # also give the baseline M '.' tokens at inference
+  python eval.py --placement=prepend --filler=dot  # the paper's ablations: pauses first; '.' at inference
   python eval.py --ckpt=out/default/seed1337/ft_PausePT_PauseFT_M8/ckpt.pt --n_inf=0   # one model
 
 Each run lives in <out_dir>/seed<seed>/<name>-<hash of its settings>, reused only while its settings,
@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 import downstream
-from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, interval95, map_jobs,
-                    parse_config, pick_device, read_checkpoint, run_cli, seed_stats, write_results)
-from data import Vocab, data_files, get_encoding, task_vocab
-from model import GPT, GPTConfig, forward_flops
-from report import (curve_markdown, learning_curve, plateaued, plot, plot_curves, plot_flops, steps_to,
-                    table_markdown)
-from tasks import TASKS, make_examples
+from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, interval95, made_by,
+                    map_jobs, parse_config, pick_device, read_checkpoint, run_cli, seed_stats, write_results)
+from data import data_files, get_encoding
+from model import GPT
+from report import (costs, curve_markdown, learning_curve, plateaued, plot, plot_curves, plot_flops, report_header,
+                    steps_to, table_markdown)
+from tasks import make_examples
 from train import Config, accuracy, check_config, load_checkpoint, train
 
 @dataclass(frozen=True)
@@ -105,17 +105,7 @@ def compare(ecfg):
     ft = phase_config(ecfg, "finetune", seeds[0])
     pairs = [(e["prefix"], e["target"]) for e in test_examples(ft)]
     rows = summarize(per_seed, plateaus, ecfg, pairs) + references(ecfg, seeds, pt, pairs, per_seed)
-    trained = [m for m in made if not m["reused"]]
-    header = (f"task {ft.task}, {len(pairs)} test examples, {len(seeds)} seed(s) {seeds}; accuracy = exact "
-              f"match, mean" + (" ± std over seeds, 95% t-interval (as computed: with few seeds it can reach "
-              "past 0 or 100)" if len(seeds) > 1 else " (one seed: no spread; run --seeds=N)") +
-              "; positions = prompt (twice, repeated) + fillers + emitted tokens per test example; inference FLOPs "
-              "per test example (model.forward_flops: the model's shape and loops over those positions, attention "
-              "included) and finetuning FLOPs (3x a forward over every position of every example, all steps) over "
-              "the baseline's; sequential = forward passes one after another per answer (1 + emitted steps); "
-              "plateau = seeds whose validation exact match changed by less than 2 points over the last "
-              f"quarter of finetuning; {len(trained)} of {len(made)} training runs ran in this command, with "
-              f"{ecfg.threads} thread(s) each, the others were reused. " + provenance(made))
+    header = report_header(ft.task, len(pairs), seeds, made, ecfg.threads)
     base = [done[(s, "StdPT_StdFT")][2] for s in seeds] if "StdPT_StdFT" in names else None
     curves = [summarize_curve(n, [done[(s, n)][2] for s in seeds], base) for n in names]
     curves = [c for c in curves if c]
@@ -151,26 +141,6 @@ def run_all(ecfg, seeds, names):
     ft = dict(zip(finetunes, map_jobs(finetune_and_score, jobs, workers, ecfg.threads)))
     made = [made_by(p, r) for p, r in pt.values()] + [v[3] for v in ft.values()]
     return {k: v[:3] for k, v in ft.items()}, made, {k: p for k, (p, _) in pt.items()}
-
-
-def made_by(path, reused):
-    """What trained the run in path, as its checkpoint recorded it: commit, machine, seconds."""
-    ckpt = read_checkpoint(path)
-    return {"run": os.path.relpath(os.path.dirname(path)), "reused": reused, "commit": ckpt.get("commit"),
-            "cpu": "{cpu} (family {cpu_family} model {cpu_model})".format(**ckpt["machine"]) if ckpt.get("machine") else None,
-            "gpu": (ckpt.get("machine") or {}).get("gpu"),
-            "seconds": ckpt.get("seconds")}
-
-
-def provenance(made):
-    """One sentence: the commits and machines that trained the runs, and their training time in all."""
-    known = [m for m in made if m["commit"]]
-    if not known:
-        return "No run records what trained it (older checkpoints)."
-    where = sorted({f"{m['cpu']}" + (f" + {m['gpu']}" if m["gpu"] else "") for m in known})
-    return (f"The runs were trained at commit(s) {', '.join(sorted({m['commit'] for m in known}))} on "
-            f"{'; '.join(where)}, {sum(m['seconds'] or 0 for m in known):.0f} s of training in all"
-            + (f" ({len(made) - len(known)} older runs record nothing)" if len(known) < len(made) else "") + ".")
 
 
 def pretrain(ecfg, seed, pause_pt, model=()):
@@ -379,13 +349,14 @@ def score_one(ecfg):
 
 def summarize(per_seed, plateaus, ecfg, pairs):
     """Rows of the result table: mean, std and 95% interval over seeds; the delta vs the baseline is
-    paired by seed (same seed, same data order); what each answer costs (costs()) over the baseline's."""
+    paired by seed (same seed, same data order); what each answer costs (report.costs) over the baseline's."""
     base_key = ("StdPT_StdFT", 0, "pause")
     base = [s[base_key] for s in per_seed] if base_key in per_seed[0] else None
-    base_cost = costs(ecfg, "StdPT_StdFT", 0, pairs)
-    rows = []
+    cost = lambda name, m: costs(phase_config(ecfg, "pretrain", ecfg.seed, **dict(VARIANTS[name].model)),  # noqa: E731
+                                 finetune_config(ecfg, ecfg.seed, name, "scratch"), m, pairs)
+    base_cost, rows = cost("StdPT_StdFT", 0), []
     for name, m_inf, filler in per_seed[0]:
-        v, c = VARIANTS[name], costs(ecfg, name, m_inf, pairs)
+        v, c = VARIANTS[name], cost(name, m_inf)
         rows.append({"variant": name, "M_ft": ecfg.n_pause if v.pause_ft else 0, "M_inf": m_inf, "filler": filler,
                      "placement": ecfg.placement if v.pause_ft else "append", "hints": v.hints,
                      **seed_stats([s[(name, m_inf, filler)] for s in per_seed], base),
@@ -393,29 +364,6 @@ def summarize(per_seed, plateaus, ecfg, pairs):
                      "positions": c["positions"], "sequential": c["sequential"],
                      "flops_ratio": c["flops"] / base_cost["flops"], "train_ratio": c["train_flops"] / base_cost["train_flops"]})
     return rows
-
-
-def costs(ecfg, name, m_inf, pairs):
-    """What a variant's answers cost, as means over the test pairs: positions (prompt, twice when repeated,
-    + fillers + chain-of-thought steps + answer and end token), inference FLOPs (model.forward_flops of its
-    shape over the positions it reads, the head at each token it emits) and sequential forward passes (1,
-    + one per step it emits before the answer); and the FLOPs of its whole finetuning run (3x a forward
-    over every position of every example, x batch x steps; 200 training examples, padding not counted)."""
-    v = VARIANTS[name]
-    pt, ft = phase_config(ecfg, "pretrain", ecfg.seed, **dict(v.model)), finetune_config(ecfg, ecfg.seed, name, "scratch")
-    vocab = Vocab(None) if ft.vocab == "full" or ft.task in downstream.LOADERS else task_vocab(ft.task)
-    shape = GPTConfig(n_layer=pt.n_layer, n_head=pt.n_head, n_embd=pt.n_embd, vocab_size=vocab.size, n_loop=pt.n_loop)
-
-    def lengths(prefix, target, fill):  # (positions of the whole sequence, tokens emitted, steps emitted)
-        steps = len(TASKS[ft.task].hints(prefix)) if v.cot else 0
-        emitted = steps + len(vocab.encode(target)) + 1
-        return len(vocab.encode(prefix)) * (1 + v.repeat) + fill + emitted, emitted, steps
-    test = [lengths(p, t, m_inf) for p, t in pairs]
-    train = pairs if ft.task in downstream.LOADERS else make_examples(ft.task, 200, "train", ft.data_seed)
-    per_example = np.mean([3 * forward_flops(shape, n - 1, n - 1) for n, _, _ in (lengths(p, t, ft.n_pause) for p, t in train)])
-    return {"positions": float(np.mean([n for n, _, _ in test])), "sequential": 1 + float(np.mean([s for *_, s in test])),
-            "flops": float(np.mean([forward_flops(shape, n - 1, e) for n, e, _ in test])),
-            "train_flops": float(per_example * ft.batch_size * ft.max_iters)}
 
 
 def references(ecfg, seeds, pt, pairs, per_seed):

@@ -1,7 +1,24 @@
 """
-The report of a comparison: its table in markdown and its plot. eval.py computes the rows (mean, spread
-and intervals over seeds, paired deltas, positions and compute); this file lays them out, and reads the learning curves that train.py records in each checkpoint.
+The report of a comparison: its tables in markdown and its plots. eval.py computes the rows (mean, spread
+and intervals over seeds, paired deltas); this file lays them out, counts what each answer costs (costs:
+FLOPs from the model's shape) and reads the learning curves train.py records in each checkpoint.
 """
+import numpy as np
+
+
+def report_header(task, n_test, seeds, made, threads):
+    """The paragraph above a comparison's tables: what each column means, and what trained the runs."""
+    from common import provenance
+    trained = [m for m in made if not m["reused"]]
+    return (f"task {task}, {n_test} test examples, {len(seeds)} seed(s) {seeds}; accuracy = exact match, mean" + (
+        " ± std over seeds, 95% t-interval (as computed: with few seeds it can reach past 0 or 100)" if len(seeds) > 1
+        else " (one seed: no spread; run --seeds=N)") + "; positions = prompt (twice, repeated) + fillers + emitted "
+        "tokens per test example; inference FLOPs per test example (model.forward_flops: the model's shape and loops "
+        "over those positions, attention included) and finetuning FLOPs (3x a forward over every position of every "
+        "example, all steps) over the baseline's; sequential = forward passes one after another per answer (1 + "
+        "emitted steps); plateau = seeds whose validation exact match changed by less than 2 points over the last "
+        f"quarter of finetuning; {len(trained)} of {len(made)} training runs ran in this command, with {threads} "
+        "thread(s) each, the others were reused. " + provenance(made))
 
 
 def table_markdown(rows):
@@ -172,6 +189,32 @@ def plot_curves(curves, path):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def costs(pt, ft, m_inf, pairs):
+    """What the answers of a finetuning run of config ft (from a pretrained model of config pt) cost, as means over the test pairs: positions (prompt, twice when repeated,
+    + fillers + chain-of-thought steps + answer and end token), inference FLOPs (model.forward_flops of its
+    shape over the positions it reads, the head at each token it emits) and sequential forward passes (1,
+    + one per step it emits before the answer); and the FLOPs of its whole finetuning run (3x a forward
+    over every position of every example, x batch x steps; 200 training examples, padding not counted)."""
+    from data import Vocab, get_encoding, task_vocab  # report.py itself needs neither torch nor the data
+    from model import GPTConfig, forward_flops
+    from tasks import TASKS, make_examples
+    vocab = Vocab(None) if ft.vocab == "full" or ft.task not in TASKS else task_vocab(ft.task)
+    shape = GPTConfig(n_layer=pt.n_layer, n_head=pt.n_head, n_embd=pt.n_embd, vocab_size=vocab.size, n_loop=pt.n_loop)
+
+    def lengths(prefix, target, fill):  # (positions of the whole sequence, tokens emitted, steps emitted)
+        steps = len(TASKS[ft.task].hints(prefix)) if ft.cot else 0
+        emitted = steps + len(enc.encode_ordinary(target)) + 1
+        return len(enc.encode_ordinary(prefix)) * (1 + ft.repeat) + fill + emitted, emitted, steps
+    enc = get_encoding()
+    test = [lengths(p, t, m_inf) for p, t in pairs]
+    train = pairs if ft.task not in TASKS else make_examples(ft.task, 200, "train", ft.data_seed)
+    per_example = np.mean([3 * forward_flops(shape, n - 1, n - 1) for n, _, _ in (lengths(p, t, ft.n_pause) for p, t in train)])
+    return {"positions": float(np.mean([n for n, _, _ in test])), "sequential": 1 + float(np.mean([s for *_, s in test])),
+            "flops": float(np.mean([forward_flops(shape, n - 1, e) for n, e, _ in test])),
+            "train_flops": float(per_example * ft.batch_size * ft.max_iters)}
+
 
 
 # --- the learning curve of a finetuning run -------------------------------------------------------------

@@ -85,11 +85,11 @@ MUTANTS = [
     ("common.py", "if resume and not os.path.exists(path):", "if False:", "resume without a checkpoint starts over"),
     ("eval.py", 'return dataclasses.replace(cfg, out_dir=os.path.join(ecfg.out_dir, f"seed{cfg.seed}", f"{name}-{digest}"))', 'return dataclasses.replace(cfg, out_dir=os.path.join(ecfg.out_dir, f"seed{cfg.seed}", name))', "one folder for every setting"),
     ("eval.py", 'return "results_" + name if name else "results"', 'return "results"', "one results file for every setting"),
-    ("train.py", 'point["exact_match"] = accuracy(model, vocab, val_pairs, cfg.n_pause, placement=cfg.placement)', 'point["exact_match"] = accuracy(model, vocab, val_pairs, cfg.n_pause)', "learning curve ignores placement"),
-    ("eval.py", 'curve["exact_match"][curve["step"].index(at)]', 'curve["exact_match"][0]', "plateau measured from the start of the curve"),
+    ("train.py", 'return dict(filler=cfg.filler, placement=cfg.placement,', 'return dict(filler=cfg.filler, placement="append",', "learning curve ignores placement"),
+    ("report.py", 'curve["exact_match"][curve["step"].index(at)]', 'curve["exact_match"][0]', "plateau measured from the start of the curve"),
     ("data.py", "return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=n_pause, placement=cfg.placement)", "return Batcher(vocab, examples=pairs, block_size=block_size, n_pause=cfg.n_pause, placement=cfg.placement)", "downstream ignores n_pause_min"),
     ("common.py", "return float(x.mean() - half), float(x.mean() + half)", "return float(max(0.0, x.mean() - half)), float(min(1.0, x.mean() + half))", "intervals clipped"),
-    ("eval.py", "* ft.max_iters / base_steps", "", "matched control's compute counts positions only"),
+    ("eval.py", '"train_flops": float(per_example * ft.batch_size * ft.max_iters)}', '"train_flops": float(per_example * ft.batch_size)}', "matched control's compute counts positions only"),
     ("train.py", "if master and cfg.overwrite and not cfg.resume:", "if master and cfg.overwrite:", "resume deletes snapshots"),
     # places an audit found unpinned
     ("train.py", "            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)\n        scaler.step(optimizer)", "            pass\n        scaler.step(optimizer)\n        if cfg.grad_clip > 0: torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)", "gradients clipped after the optimizer step"),
@@ -110,6 +110,19 @@ MUTANTS = [
     ("course/check_kit.py", "wrong = [t for t, msg in res.items() if msg is None or stub not in msg]", "wrong = [t for t, msg in res.items() if msg is None]", "kit accepts a graded test failing for any reason"),
     ("course/check_kit.py", 'stub = f"NotImplementedError: {assignment}: see course/{assignment}.md"', 'stub = "NotImplementedError"', "kit accepts another assignment's stub"),
     ("study.py", 'n_pause_min=m // 2 if arm.startswith("mixed") else -1', 'n_pause_min=m // 2 if arm == "mixed" else -1', "mixed_plain does not mix"),
+    # the alternatives to pauses (the controls)
+    ("model.py", "for loop in range(self.config.n_loop):", "for loop in range(1):", "looped model runs its blocks once"),
+    ("model.py", "x = block(x, cache, loop * self.config.n_layer + i)", "x = block(x, cache, i)", "loops share one cache entry per layer"),
+    ("decode.py", "if large and model.config.n_loop == 1:", "if large:", "fast decoder runs a looped model once"),
+    ("model.py", "4 * c.n_embd * T * (T + 1) / 2", "4 * c.n_embd * T * T / 2", "FLOPs count half the attention diagonal"),
+    ("pause.py", "    y[: len(prefix) - 1] = -1\n    return x, y", "    y[: len(prefix)] = -1\n    return x, y", "first chain-of-thought step unsupervised"),
+    ("pause.py", "return [o[n:] for o, n in zip(outs, n_steps)]", "return [o[n - 1:] for o, n in zip(outs, n_steps)]", "chain-of-thought answer read one step early"),
+    ("pause.py", "return np.concatenate([prefix, prefix])", "return np.asarray(prefix)", "prompt not repeated"),
+    ("data.py", 'fill_id=vocab.dot_id if cfg.filler == "dot" else None, steps=hints if cfg.cot else None)', "fill_id=None, steps=hints if cfg.cot else None)", "trained filler trains on pauses"),
+    ("train.py", "repeat=cfg.repeat, cot_task=cfg.task if cfg.cot else \"\")", "repeat=False, cot_task=cfg.task if cfg.cot else \"\")", "repeated-prompt model answers the prompt once"),
+    ("eval.py", "return len(enc.encode_ordinary(prefix)) * (1 + v.repeat) + fill + emitted, emitted, steps", "return len(enc.encode_ordinary(prefix)) + fill + emitted, emitted, steps", "repeated prompt counted once"),
+    ("tasks.py", 'out.append(f" {var}")', 'out.insert(0, f" {var}")', "hops hints in reverse"),
+    ("eval.py", "common = Counter(t for _, t in pairs).most_common(1)[0][1] / len(pairs)", "common = Counter(t for _, t in pairs).most_common(2)[-1][1] / len(pairs)", "majority reference from the second answer"),
 ]
 
 

@@ -58,6 +58,14 @@ def test_looped_model_kv_cache_gives_the_full_forward_and_the_same_greedy_tokens
     assert torch.equal(Decoder(model, int8=False).generate(idx[:, :6], 8), cached)
 
 
+def test_fast_decoder_of_a_large_looped_model_runs_every_loop():
+    """decode.py lays out a large model's blocks for one-row steps; a looped one must loop there too."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, vocab_size=2**16, n_layer=1, n_head=2, n_embd=16, n_loop=2)).eval()
+    idx = torch.randint(0, 2**16, (2, 5), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(Decoder(model, int8=False).generate(idx, 6), model.generate(idx, 6, use_cache=False))
+
+
 def test_forward_flops_counts_what_the_model_multiplies():
     """forward_flops = the matrix products torch's FLOP counter sees in a forward (with loops, the head at
     every position) + the causal attention's 4 C per (query, key) pair, counted here by hand."""
