@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 import downstream
-from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, interval95, map_jobs,
-                    parse_config, pick_device, read_checkpoint, run_cli, seed_stats, write_results)
-from data import data_files, get_encoding
+from common import (REPO, ConfigError, check_writable, commit, interval95, map_jobs, parse_config, pick_device,
+                    read_checkpoint, replace_run, run_cli, seed_stats, write_results)
+from data import get_encoding
 from report import curve_markdown, plot, plot_curves, table_markdown
-from model import GPT
 from tasks import make_examples
-from train import Config, accuracy, check_config, load_checkpoint, train
+from train import (NOT_RUN_SETTINGS, Config, accuracy, check_config, init_fingerprint, load_checkpoint, made_changed,
+                   provenance, settings_changed, train)
 
 @dataclass(frozen=True)
 class Variant:
@@ -156,8 +156,7 @@ def run_dir(ecfg, cfg, name):
     """cfg in its own folder, <out_dir>/seed<seed>/<name>-<hash>: the hash covers every setting that
     changes the run (the path of the model it starts from relative to out_dir, so the folder can move),
     so switching a setting back and forth trains each version once and replaces none."""
-    ignore = ("out_dir", "progress", "overwrite", "resume")
-    key = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
+    key = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_RUN_SETTINGS}
     if os.path.isfile(cfg.init_from):
         key["init_from"] = os.path.relpath(cfg.init_from, ecfg.out_dir)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
@@ -235,49 +234,35 @@ def compute_ratio(task, n_pause):
 
 def ensure_trained(cfg):
     """Train cfg unless out_dir holds a finished run that cfg would make again (stale() is None);
-    returns (checkpoint path, reused)."""
+    returns (checkpoint path, reused). A stale or unfinished run is replaced only by a complete one:
+    the new run trains in <out_dir>.partial, then takes the old one's place."""
     path = os.path.join(cfg.out_dir, "ckpt.pt")
     why = stale(cfg, path) if os.path.exists(path) else None
     if os.path.exists(path) and why is None:
         print(f"  reusing {path}")
         return path, True
     print(f"  retraining {cfg.out_dir}: {why}" if why else f"  training {cfg.out_dir}", flush=True)
-    out = train(dataclasses.replace(cfg, overwrite=True))  # a stale or unfinished run is replaced
+    out = train(dataclasses.replace(cfg, out_dir=cfg.out_dir + ".partial", overwrite=True))
+    replace_run(os.path.dirname(out["ckpt"]), cfg.out_dir)
     print(f"    val loss {out['val_loss']:.4f} in {out['seconds']:.0f}s")
-    return out["ckpt"], False
+    return path, False
 
 
 def stale(cfg, path):
     """Why the run saved in path is not what cfg would train now (None: it is): everything that made
-    its weights must be unchanged: the settings, the training code, the bytes of its data files, and
-    the weights it started from (a finetune of an older pretrained model is stale)."""
+    its weights must be unchanged: the settings (not where it lies, nor how the checkpoint it starts from
+    is spelled: the weights it started from are compared), the training code, the bytes of its data
+    files, torch, and the weights it started from (a finetune of an older pretrained model is stale)."""
     saved = read_checkpoint(path)
-    ignore = ("progress", "overwrite", "resume")
-    changed = sorted(k for k, v in dataclasses.asdict(cfg).items() if k not in ignore and saved["config"].get(k) != v)
+    changed = settings_changed(saved["config"], cfg, skip=("init_from",) if os.path.isfile(cfg.init_from) else ())
     if changed:
         return f"its settings differ ({', '.join(changed)})"
     if saved["step"] != cfg.max_iters:
         return f"it stopped at step {saved['step']} of {cfg.max_iters}"
-    code = saved.get("code", {})
-    changed = [name for name, h in code_hashes().items() if code.get(name) != h]
-    if changed:
-        return f"{', '.join(changed)} changed since it was trained"
-    data = saved.get("data", {})
-    changed = [p for p in data_files(cfg) if data.get(p) != (file_hash(p) if os.path.exists(p) else None)]
-    if changed:
-        return f"{', '.join(changed)} changed since it was trained"
-    if saved.get("init_fingerprint") != init_fingerprint(cfg):
-        return f"{cfg.init_from} holds other weights than the ones it started from"
-    return None
-
-
-def init_fingerprint(cfg):
-    """The fingerprint of the weights a run of cfg starts from (None from scratch)."""
-    if cfg.init_from == "scratch":
-        return None
-    if cfg.init_from.startswith("gpt2:"):
-        return fingerprint(GPT.from_pretrained(cfg.init_from[len("gpt2:"):]).state_dict())
-    return fingerprint(read_checkpoint(cfg.init_from)["model"])
+    why = made_changed(saved, provenance(cfg))
+    if why is None and saved.get("init_fingerprint") != init_fingerprint(cfg):
+        why = f"{cfg.init_from} holds other weights than the ones it started from"
+    return why
 
 
 def phase_config(ecfg, phase, seed, **overrides):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 import common
@@ -206,3 +207,50 @@ def test_resume_wins_over_overwrite_and_keeps_the_snapshots(tmp_path):
     assert (tmp_path / "ckpt_2.pt").read_bytes() == snapshot
     assert train.main(args + ["--overwrite=True"]) == 0  # replaced: the new run writes its own snapshot
     assert read_checkpoint(f"{tmp_path}/ckpt_2.pt")["step"] == 2
+
+
+def test_a_comparison_moved_and_spelled_another_way_is_reused_whole(tmp_path, monkeypatch, capsys):
+    """A finished comparison copied to another folder (another disk, say) and rerun there under a path
+    spelled another way (./moved) retrains nothing and gives the same numbers: runs are compared by what
+    their paths hold (the fingerprint of the weights a finetune started from), not by the paths."""
+    (tmp_path / "pt.py").write_text(PT)
+    (tmp_path / "ft.py").write_text(FT)
+    cfg = dict(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"), seeds=1, n_pause=3,
+               variants="StdPT_StdFT,StdPT_PauseFT", workers=1, progress=False, plot=False, sweep=False)
+    first = ev.compare(EvalConfig(**cfg, out_dir=str(tmp_path / "out")))
+    shutil.copytree(tmp_path / "out", tmp_path / "disk" / "moved")
+    monkeypatch.chdir(tmp_path / "disk")
+    capsys.readouterr()
+    again = ev.compare(EvalConfig(**cfg, out_dir="./moved"))
+    out = capsys.readouterr().out
+    assert "  training " not in out and "retraining" not in out and out.count("reusing") == 3  # 1 pretrain, 2 finetunes
+    assert "0 of 3 training runs ran in this command" in out
+    assert [r["per_seed"] for r in again["rows"]] == [r["per_seed"] for r in first["rows"]]
+
+
+def test_a_retrain_that_stops_halfway_leaves_the_old_run(tmp_path, monkeypatch, capsys):
+    """A stale run is replaced only by a complete one: a retrain that dies after its first checkpoints
+    leaves the old run's ckpt.pt as it was (reused again once nothing differs any more); a retrain that
+    completes replaces it and leaves no other folder behind."""
+    cfg = common.parse_config(TINY + ["--max_iters=4", "--eval_interval=1", "--snapshot_at=2",
+                                      f"--out_dir={tmp_path}/run"], train.Config)
+    path, _ = ev.ensure_trained(cfg)
+    finished = open(path, "rb").read()
+    real_code, real_lr = common.code_hashes(), train.get_lr
+    monkeypatch.setattr(train, "code_hashes", lambda: {**real_code, "model.py": "0" * 16})  # model.py edited: stale
+
+    def dies_at_step_3(it, cfg):
+        if it == 3:
+            raise KeyboardInterrupt  # killed, after the checkpoints of steps 0 to 3
+        return real_lr(it, cfg)
+    monkeypatch.setattr(train, "get_lr", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        ev.ensure_trained(cfg)
+    assert open(path, "rb").read() == finished
+    monkeypatch.setattr(train, "code_hashes", lambda: real_code)  # the edit undone: the old run is current
+    monkeypatch.setattr(train, "get_lr", real_lr)
+    assert ev.ensure_trained(cfg) == (path, True) and open(path, "rb").read() == finished
+    monkeypatch.setattr(train, "code_hashes", lambda: {**real_code, "model.py": "0" * 16})
+    assert ev.ensure_trained(cfg) == (path, False)  # completes this time: replaced, nothing else left
+    assert read_checkpoint(path)["code"]["model.py"] == "0" * 16 and os.listdir(tmp_path) == ["run"]
+    assert sorted(os.listdir(tmp_path / "run")) == ["ckpt.pt", "ckpt_2.pt"]
