@@ -396,6 +396,7 @@ def summarize_curve(name, per_seed, base=None):
              for s in common]
         out["vs_baseline"] = {"step": common, "delta": [float(np.mean(x)) for x in d], "ci95": [interval95(x) for x in d]}
         out["baseline_steps_to"] = {str(lv): [steps_to(b, lv) for b in base] for lv in LEVELS}
+        out["baseline_last_step"] = base[0]["step"][-1]  # the bound where the baseline never got there
     return out
 
 

@@ -66,20 +66,21 @@ def curve_markdown(curves):
     lines = ["\n\nValidation exact match during finetuning (the learning curve; `results*_curve.png` plots it): "
              "the final value (mean ± std over seeds) and, per seed, the first evaluation step at which it reached "
              "each level (`-`: not within the run); `baseline ÷ this`: the baseline's steps to that level over this "
-             "variant's, per seed (`>`: the baseline never got there, so at least its run's length over this)\n",
+             "variant's, per seed (`>`: the baseline never got there, so at least its run's last step over this)\n",
              "| variant | final val exact match (%) | " + " | ".join(
                  f"steps to {100 * float(lv):.0f}% | baseline ÷ this" for lv in levels) + " |",
              "|---|---|" + "---|---|" * len(levels)]
     for c in curves:
-        cells = [f"{100 * c['final_mean']:.1f} ± {100 * c['final_std']:.1f}"]
+        cells = [f"{100 * c['final_mean']:.1f}" + (f" ± {100 * c['final_std']:.1f}" if c["seeds"] > 1 else "")]
         for lv in levels:
             cells.append(" · ".join(fmt(s) for s in c["steps_to"][lv]))
             ratios = []
             for mine, theirs in zip(c["steps_to"][lv], c.get("baseline_steps_to", {}).get(lv, [])):
                 if mine is None or mine == 0:
                     ratios.append("-")
-                elif theirs is None:
-                    ratios.append(f"> {c['step'][-1] / mine:.1f}" if c["step"][-1] > mine else "-")
+                elif theirs is None:  # the baseline's run, not this one's, bounds its steps from below
+                    bound = c["baseline_last_step"]
+                    ratios.append(f"> {bound / mine:.1f}" if bound > mine else "-")
                 else:
                     ratios.append(f"{theirs / mine:.1f}")
             cells.append(" · ".join(ratios))

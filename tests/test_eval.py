@@ -290,3 +290,30 @@ def test_plateau_and_levels_are_read_from_the_learning_curve():
     hint_row = next(line for line in table.splitlines() if line.startswith("| StdPT_HintFT |"))
     # 80%: seed 1 got there at 20, the baseline at 30 (1.5x); 95%: the baseline never did in 40 steps
     assert hint_row == "| StdPT_HintFT | 96.0 ± 5.7 | 20 · 30 | 1.5 · 1.0 | 30 · 30 | 1.0 · 1.0 | 30 · - | > 1.3 · - |"
+
+
+def test_curve_against_a_baseline_evaluated_at_other_steps():
+    """The matched control runs more steps than the baseline and is evaluated at other steps: the paired
+    difference is taken at the steps both were evaluated at, each curve read at its own index of that
+    step; where the baseline never reached a level, the bound on `baseline ÷ this` is the baseline's run
+    length (its last step) over this variant's steps, not this variant's longer run."""
+    base = {"step": [0, 10, 20, 30, 40], "exact_match": [0.0, 0.2, 0.4, 0.6, 0.8], "no_pause": [0.0] * 5}
+    longer = {"step": [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60],
+              "exact_match": [0.0, 0.1, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99], "no_pause": [0.0] * 13}
+    c = ev.summarize_curve("StdPT_StdFT_matched", [longer], base=[base])
+    assert c["vs_baseline"]["step"] == [0, 10, 20, 30, 40]
+    assert c["vs_baseline"]["delta"] == pytest.approx([0.0, 0.3, 0.3, 0.25, 0.15])
+    assert c["baseline_last_step"] == 40
+    row = next(line for line in report.curve_markdown([c]).splitlines() if line.startswith("| StdPT_StdFT_matched |"))
+    # 80% at 25 (the baseline at 40: 1.6); 90% at 35 and 95% at 40, never by the baseline in its 40 steps
+    assert row == "| StdPT_StdFT_matched | 99.0 | 25 | 1.6 | 35 | > 1.1 | 40 | - |"
+
+
+def test_one_seed_curve_shows_no_spread():
+    """With one seed there is no spread to show: the final value alone, not `± 0.0`."""
+    curve = {"step": [0, 10], "exact_match": [0.5, 0.75], "no_pause": [0.0, 0.0]}
+    row = lambda curves: next(line for line in report.curve_markdown(curves).splitlines()  # noqa: E731
+                              if line.startswith("| StdPT_StdFT |"))
+    assert row([ev.summarize_curve("StdPT_StdFT", [curve])]).startswith("| StdPT_StdFT | 75.0 | - |")
+    assert row([ev.summarize_curve("StdPT_StdFT", [curve, curve])]).startswith("| StdPT_StdFT | 75.0 ± 0.0 | - · - |")
+
