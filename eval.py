@@ -96,7 +96,7 @@ def compare(ecfg):
               "past 0 or 100)" if len(seeds) > 1 else " (one seed: no spread; run --seeds=N)") +
               "; positions = prompt + fillers + answer tokens per test example; inference compute = positions "
               "over the baseline's; finetuning compute = positions x steps of finetuning over the baseline's; "
-              "plateau = seeds whose validation exact match changed by less than 2 points over the last "
+              "plateau = seeds whose validation exact match stayed within 2 points over the last "
               f"quarter of finetuning; {trained[0]} of {trained[1]} training runs ran in this command, with "
               f"{ecfg.threads} thread(s) each, the others were reused (each checkpoint records its own)")
     base = [done[(s, "StdPT_StdFT")][2] for s in seeds] if "StdPT_StdFT" in names else None
@@ -211,12 +211,13 @@ def learning_curve(ckpt):
 def plateaued(curve, at):
     """The stated convergence criterion, read from the learning curve: a finetuning run has reached its
     plateau when its validation exact match (scored as it was finetuned: its pauses, their placement)
-    changed by less than 2 points over the last quarter of its steps (from step `at`, 3/4 of the run, to
-    the last). Returns (bool, change in points); (None, nan) without a curve."""
+    stayed within 2 points over the last quarter of its steps (every evaluation from step `at`, 3/4 of
+    the run, to the last: a curve that swings and comes back has not settled). Returns (bool, change from
+    step `at` to the last in points); (None, nan) without a curve."""
     if not curve or at not in curve["step"]:
         return None, float("nan")
-    change = 100 * (curve["exact_match"][-1] - curve["exact_match"][curve["step"].index(at)])
-    return bool(abs(change) < 2.0), float(change)
+    last = curve["exact_match"][curve["step"].index(at):]
+    return bool(100 * (max(last) - min(last)) < 2.0), float(100 * (last[-1] - last[0]))
 
 
 def steps_to(curve, level):

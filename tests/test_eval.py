@@ -317,3 +317,15 @@ def test_one_seed_curve_shows_no_spread():
     assert row([ev.summarize_curve("StdPT_StdFT", [curve])]).startswith("| StdPT_StdFT | 75.0 | - |")
     assert row([ev.summarize_curve("StdPT_StdFT", [curve, curve])]).startswith("| StdPT_StdFT | 75.0 ± 0.0 | - · - |")
 
+
+def test_a_curve_that_moves_over_its_last_quarter_is_no_plateau():
+    """Plateau: validation exact match within 2 points over the last quarter. A curve that swings in its
+    last quarter and comes back to where it was at 3/4 has not settled; a move of exactly 2 points is a
+    move (`less than 2`)."""
+    steps = [0, 10, 20, 30, 40, 50, 60, 70, 80]
+    swing = {"step": steps, "exact_match": [0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.5, 0.9], "no_pause": [0.0] * 9}
+    assert ev.plateaued(swing, 60) == (False, pytest.approx(0.0))
+    two = {**swing, "exact_match": [0.0] * 8 + [0.02]}
+    assert ev.plateaued(two, 60) == (False, pytest.approx(2.0))
+    flat = {**swing, "exact_match": [0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.91, 0.9]}
+    assert ev.plateaued(flat, 60) == (True, pytest.approx(0.0))
