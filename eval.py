@@ -243,7 +243,7 @@ def ensure_trained(cfg):
         print(f"  reusing {path}")
         return path, True
     print(f"  retraining {cfg.out_dir}: {why}" if why else f"  training {cfg.out_dir}", flush=True)
-    out = train(dataclasses.replace(cfg, out_dir=cfg.out_dir + ".partial", overwrite=True))
+    out = train(dataclasses.replace(cfg, out_dir=os.path.normpath(cfg.out_dir) + ".partial", overwrite=True))
     replace_run(os.path.dirname(out["ckpt"]), cfg.out_dir)
     print(f"    val loss {out['val_loss']:.4f} in {out['seconds']:.0f}s")
     return path, False

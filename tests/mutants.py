@@ -118,7 +118,7 @@ MUTANTS = [
     ("eval.py", 'if saved["step"] != cfg.max_iters:', "if False:", "a run stopped before max_iters reused"),
     ("train.py", "if k not in NOT_RUN_SETTINGS + tuple(skip)", 'if k not in ("progress", "overwrite", "resume") + tuple(skip)', "a moved run is stale (out_dir compared)"),
     ("eval.py", 'skip=("init_from",) if os.path.isfile(cfg.init_from) else ()', "skip=()", "a moved finetune is stale (init_from's spelling compared)"),
-    ("eval.py", 'out = train(dataclasses.replace(cfg, out_dir=cfg.out_dir + ".partial", overwrite=True))', "out = train(dataclasses.replace(cfg, overwrite=True))", "a retrain writes over the old run as it goes"),
+    ("eval.py", 'out = train(dataclasses.replace(cfg, out_dir=os.path.normpath(cfg.out_dir) + ".partial", overwrite=True))', "out = train(dataclasses.replace(cfg, overwrite=True))", "a retrain writes over the old run as it goes"),
     ("eval.py", 'key["init_from"] = os.path.relpath(cfg.init_from, ecfg.out_dir)', 'key["init_from"] = cfg.init_from', "run folder depends on where out_dir is"),
     ("train.py", 'NOT_RUN_SETTINGS = ("out_dir", "progress", "overwrite", "resume")', 'NOT_RUN_SETTINGS = ("out_dir", "progress", "overwrite", "resume", "data_seed")', "a setting left out of the run's folder name"),
     ("eval.py", '"n_inf", "test_file", "mistakes"}', '"n_inf", "test_file", "mistakes", "threads"}', "a setting left out of the results name"),

@@ -233,7 +233,7 @@ def test_a_retrain_that_stops_halfway_leaves_the_old_run(tmp_path, monkeypatch, 
     leaves the old run's ckpt.pt as it was (reused again once nothing differs any more); a retrain that
     completes replaces it and leaves no other folder behind."""
     cfg = common.parse_config(TINY + ["--max_iters=4", "--eval_interval=1", "--snapshot_at=2",
-                                      f"--out_dir={tmp_path}/run"], train.Config)
+                                      f"--out_dir={tmp_path}/run/"], train.Config)  # a trailing /: the new run trains beside it
     path, _ = ev.ensure_trained(cfg)
     finished = open(path, "rb").read()
     real_code, real_lr = common.code_hashes(), train.get_lr
@@ -246,7 +246,7 @@ def test_a_retrain_that_stops_halfway_leaves_the_old_run(tmp_path, monkeypatch, 
     monkeypatch.setattr(train, "get_lr", dies_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         ev.ensure_trained(cfg)
-    assert open(path, "rb").read() == finished
+    assert open(path, "rb").read() == finished and sorted(os.listdir(tmp_path)) == ["run", "run.partial"]
     monkeypatch.setattr(train, "code_hashes", lambda: real_code)  # the edit undone: the old run is current
     monkeypatch.setattr(train, "get_lr", real_lr)
     assert ev.ensure_trained(cfg) == (path, True) and open(path, "rb").read() == finished
