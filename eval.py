@@ -10,9 +10,10 @@ scored by exact match on a held-out test set, against the StdPT_StdFT baseline.
   python eval.py --ckpt=out/default/seed1337/ft_PausePT_PauseFT_M8/ckpt.pt --n_inf=0   # one model
 
 Each run lives in <out_dir>/seed<seed>/<name>-<hash of its settings>, reused only while its settings,
-starting weights, data files and training code (common.TRAINING_CODE) are unchanged (else one line says
-why and it is retrained). The table goes to stdout and, with the command, commit, seeds and machine, to
-<out_dir>/results.md, .json and .png (results_<settings>.* for other settings than the defaults).
+starting weights, data files, training code (common.TRAINING_CODE) and torch version are unchanged (else
+one line says why and it is retrained, in place of the old run once complete). The table goes to stdout
+and, with the command, commit, seeds and machine, to <out_dir>/results.md, .json and .png
+(results_<settings>.* for other settings than the defaults).
 """
 import dataclasses
 import hashlib
@@ -251,9 +252,9 @@ def ensure_trained(cfg):
 
 def stale(cfg, path):
     """Why the run saved in path is not what cfg would train now (None: it is): everything that made
-    its weights must be unchanged: the settings (not where it lies, nor how the checkpoint it starts from
-    is spelled: the weights it started from are compared), the training code, the bytes of its data
-    files, torch, and the weights it started from (a finetune of an older pretrained model is stale)."""
+    its weights must be unchanged: the settings (not where it lies, nor the spelling of the checkpoint it
+    starts from), the training code, the bytes of its data files, the torch version, and the weights it
+    started from (a finetune of an older pretrained model is stale, a moved one is not)."""
     saved = read_checkpoint(path)
     changed = settings_changed(saved["config"], cfg, skip=("init_from",) if os.path.isfile(cfg.init_from) else ())
     if changed:
