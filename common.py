@@ -239,6 +239,20 @@ def save_checkpoint(path, ckpt):
         os.close(fd)
 
 
+def replace_run(new, old):
+    """Move the finished run in folder `new` into folder `old` in place of the run there, ckpt.pt last,
+    each file by an atomic rename: old/ckpt.pt is at every moment one whole run, the old or the new (a
+    retrain that stops halfway leaves the old run, not an empty or half-written folder)."""
+    os.makedirs(old, exist_ok=True)
+    names = os.listdir(new)
+    for name in sorted(names, key=lambda n: n == "ckpt.pt"):
+        os.replace(os.path.join(new, name), os.path.join(old, name))
+    for name in os.listdir(old):  # the old run's snapshots, if the new run kept others
+        if name.startswith("ckpt_") and name.endswith(".pt") and name not in names:
+            os.remove(os.path.join(old, name))
+    os.rmdir(new)
+
+
 def read_checkpoint(path):
     """torch.load with weights_only=True: tensors and plain Python values only, so a checkpoint that
     carries pickled code is refused instead of run. Always onto the CPU, whatever device the run uses:
@@ -385,7 +399,7 @@ def made_by(path, reused):
             "seconds": ckpt.get("seconds")}
 
 
-def provenance(made):
+def trained_by(made):
     """One sentence: the commits and machines that trained the runs, and their training time in all."""
     known = [m for m in made if m["commit"]]
     if not known:

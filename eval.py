@@ -10,9 +10,10 @@ StdPT_StdFT baseline, the test set's majority answer and the pretrained model.
   python eval.py --ckpt=out/default/seed1337/ft_PausePT_PauseFT_M8/ckpt.pt --n_inf=0   # one model
 
 Each run lives in <out_dir>/seed<seed>/<name>-<hash of its settings>, reused only while its settings,
-starting weights, data files and training code (common.TRAINING_CODE) are unchanged (else one line says
-why and it is retrained). The table goes to stdout and, with the command, commit, seeds and machine, to
-<out_dir>/results.md, .json and .png (results_<settings>.* for other settings than the defaults).
+starting weights, data files, training code (common.TRAINING_CODE) and torch version are unchanged (else
+one line says why and it is retrained, in place of the old run once complete). The table goes to stdout
+and, with the command, commit, seeds and machine, to <out_dir>/results.md, .json and .png
+(results_<settings>.* for other settings than the defaults).
 """
 import dataclasses
 import hashlib
@@ -27,14 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 
 import downstream
-from common import (REPO, ConfigError, check_writable, code_hashes, commit, file_hash, fingerprint, interval95, made_by,
-                    map_jobs, parse_config, pick_device, read_checkpoint, run_cli, seed_stats, write_results)
-from data import data_files, get_encoding
-from model import GPT
+from common import (REPO, ConfigError, check_writable, commit, made_by, map_jobs, parse_config, pick_device,
+                    read_checkpoint, replace_run, run_cli, seed_stats, write_results)
+from data import get_encoding
 from report import (costs, curve_markdown, learning_curve, plateaued, plot, plot_curves, plot_flops, report_header,
-                    steps_to, table_markdown)
+                    summarize_curve, table_markdown)
 from tasks import make_examples
-from train import Config, accuracy, check_config, load_checkpoint, train
+from train import (NOT_RUN_SETTINGS, Config, accuracy, check_config, init_fingerprint, load_checkpoint, made_changed,
+                   provenance, settings_changed, train)
 
 @dataclass(frozen=True)
 class Variant:
@@ -107,7 +108,7 @@ def compare(ecfg):
     rows = summarize(per_seed, plateaus, ecfg, pairs) + references(ecfg, seeds, pt, pairs, per_seed)
     header = report_header(ft.task, len(pairs), seeds, made, ecfg.threads)
     base = [done[(s, "StdPT_StdFT")][2] for s in seeds] if "StdPT_StdFT" in names else None
-    curves = [summarize_curve(n, [done[(s, n)][2] for s in seeds], base) for n in names]
+    curves = [summarize_curve(n, [done[(s, n)][2] for s in seeds], base, VARIANTS[n].pause_ft) for n in names]
     curves = [c for c in curves if c]
     table = table_markdown(rows) + (curve_markdown(curves) if curves else "")
     stem = os.path.join(ecfg.out_dir, results_name(ecfg))
@@ -168,8 +169,7 @@ def run_dir(ecfg, cfg, name):
     """cfg in its own folder, <out_dir>/seed<seed>/<name>-<hash>: the hash covers every setting that
     changes the run (the path of the model it starts from relative to out_dir, so the folder can move),
     so switching a setting back and forth trains each version once and replaces none."""
-    ignore = ("out_dir", "progress", "overwrite", "resume")
-    key = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
+    key = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_RUN_SETTINGS}
     if os.path.isfile(cfg.init_from):
         key["init_from"] = os.path.relpath(cfg.init_from, ecfg.out_dir)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
@@ -221,49 +221,35 @@ def compute_ratio(task, n_pause):
 
 def ensure_trained(cfg):
     """Train cfg unless out_dir holds a finished run that cfg would make again (stale() is None);
-    returns (checkpoint path, reused)."""
+    returns (checkpoint path, reused). A stale or unfinished run is replaced only by a complete one:
+    the new run trains in <out_dir>.partial, then takes the old one's place."""
     path = os.path.join(cfg.out_dir, "ckpt.pt")
     why = stale(cfg, path) if os.path.exists(path) else None
     if os.path.exists(path) and why is None:
         print(f"  reusing {path}")
         return path, True
     print(f"  retraining {cfg.out_dir}: {why}" if why else f"  training {cfg.out_dir}", flush=True)
-    out = train(dataclasses.replace(cfg, overwrite=True))  # a stale or unfinished run is replaced
+    out = train(dataclasses.replace(cfg, out_dir=os.path.normpath(cfg.out_dir) + ".partial", overwrite=True))
+    replace_run(os.path.dirname(out["ckpt"]), cfg.out_dir)
     print(f"    val loss {out['val_loss']:.4f} in {out['seconds']:.0f}s")
-    return out["ckpt"], False
+    return path, False
 
 
 def stale(cfg, path):
     """Why the run saved in path is not what cfg would train now (None: it is): everything that made
-    its weights must be unchanged: the settings, the training code, the bytes of its data files, and
-    the weights it started from (a finetune of an older pretrained model is stale)."""
+    its weights must be unchanged: the settings (not where it lies, nor the spelling of the checkpoint it
+    starts from), the training code, the bytes of its data files, the torch version, and the weights it
+    started from (a finetune of an older pretrained model is stale, a moved one is not)."""
     saved = read_checkpoint(path)
-    ignore = ("progress", "overwrite", "resume")
-    changed = sorted(k for k, v in dataclasses.asdict(cfg).items() if k not in ignore and saved["config"].get(k) != v)
+    changed = settings_changed(saved["config"], cfg, skip=("init_from",) if os.path.isfile(cfg.init_from) else ())
     if changed:
         return f"its settings differ ({', '.join(changed)})"
     if saved["step"] != cfg.max_iters:
         return f"it stopped at step {saved['step']} of {cfg.max_iters}"
-    code = saved.get("code", {})
-    changed = [name for name, h in code_hashes().items() if code.get(name) != h]
-    if changed:
-        return f"{', '.join(changed)} changed since it was trained"
-    data = saved.get("data", {})
-    changed = [p for p in data_files(cfg) if data.get(p) != (file_hash(p) if os.path.exists(p) else None)]
-    if changed:
-        return f"{', '.join(changed)} changed since it was trained"
-    if saved.get("init_fingerprint") != init_fingerprint(cfg):
-        return f"{cfg.init_from} holds other weights than the ones it started from"
-    return None
-
-
-def init_fingerprint(cfg):
-    """The fingerprint of the weights a run of cfg starts from (None from scratch)."""
-    if cfg.init_from == "scratch":
-        return None
-    if cfg.init_from.startswith("gpt2:"):
-        return fingerprint(GPT.from_pretrained(cfg.init_from[len("gpt2:"):]).state_dict())
-    return fingerprint(read_checkpoint(cfg.init_from)["model"])
+    why = made_changed(saved, provenance(cfg))
+    if why is None and saved.get("init_fingerprint") != init_fingerprint(cfg):
+        why = f"{cfg.init_from} holds other weights than the ones it started from"
+    return why
 
 
 def phase_config(ecfg, phase, seed, **overrides):
@@ -385,32 +371,6 @@ def references(ecfg, seeds, pt, pairs, per_seed):
              "hints": False, **seed_stats(acc, base), **({"std": None} if name == "majority answer" else {}),
              "plateau": [None], "val_change": [None], "positions": None, "sequential": None, "flops_ratio": None,
              "train_ratio": None} for name, acc in rows]
-
-
-LEVELS = (0.8, 0.9, 0.95)  # validation exact match levels whose first step the curve table reports
-
-
-def summarize_curve(name, per_seed, base=None):
-    """One variant's learning curves over seeds: the mean, min and max at each step, as finetuned and at
-    M_inf = 0, each seed's final value and the first step it reached each of LEVELS (None: not within the
-    run). With base (the baseline's curves, same seeds): the paired difference from it, with its 95%
-    interval, at each step both were evaluated at. {} without curves."""
-    if not all(per_seed):
-        return {}
-    em = np.array([c["exact_match"] for c in per_seed])
-    final = seed_stats(em[:, -1])  # the final value's mean and std over seeds, as the test table's
-    out = {"variant": name, "pause_ft": VARIANTS[name].pause_ft, "step": per_seed[0]["step"], "seeds": len(per_seed),
-           "mean": em.mean(0).tolist(), "min": em.min(0).tolist(), "max": em.max(0).tolist(),
-           "no_pause_mean": np.mean([c["no_pause"] for c in per_seed], 0).tolist(),
-           "final": em[:, -1].tolist(), "final_mean": final["accuracy"], "final_std": final["std"] or 0.0,
-           "steps_to": {str(lv): [steps_to(c, lv) for c in per_seed] for lv in LEVELS}}
-    if base and all(base) and name != "StdPT_StdFT":
-        common = [s for s in out["step"] if s in base[0]["step"]]
-        d = [[c["exact_match"][c["step"].index(s)] - b["exact_match"][b["step"].index(s)] for c, b in zip(per_seed, base)]
-             for s in common]
-        out["vs_baseline"] = {"step": common, "delta": [float(np.mean(x)) for x in d], "ci95": [interval95(x) for x in d]}
-        out["baseline_steps_to"] = {str(lv): [steps_to(b, lv) for b in base] for lv in LEVELS}
-    return out
 
 
 def main(argv):

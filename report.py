@@ -5,10 +5,14 @@ FLOPs from the model's shape) and reads the learning curves train.py records in 
 """
 import numpy as np
 
+from common import interval95, seed_stats, trained_by
+from data import Vocab, get_encoding, task_vocab
+from model import GPTConfig, forward_flops
+from tasks import TASKS, make_examples
+
 
 def report_header(task, n_test, seeds, made, threads):
     """The paragraph above a comparison's tables: what each column means, and what trained the runs."""
-    from common import provenance
     trained = [m for m in made if not m["reused"]]
     return (f"task {task}, {n_test} test examples, {len(seeds)} seed(s) {seeds}; accuracy = exact match, mean" + (
         " ± std over seeds, 95% t-interval (as computed: with few seeds it can reach past 0 or 100)" if len(seeds) > 1
@@ -16,9 +20,9 @@ def report_header(task, n_test, seeds, made, threads):
         "tokens per test example; inference FLOPs per test example (model.forward_flops: the model's shape and loops "
         "over those positions, attention included) and finetuning FLOPs (3x a forward over every position of every "
         "example, all steps) over the baseline's; sequential = forward passes one after another per answer (1 + "
-        "emitted steps); plateau = seeds whose validation exact match changed by less than 2 points over the last "
+        "emitted steps); plateau = seeds whose validation exact match stayed within 2 points over the last "
         f"quarter of finetuning; {len(trained)} of {len(made)} training runs ran in this command, with {threads} "
-        "thread(s) each, the others were reused. " + provenance(made))
+        "thread(s) each, the others were reused. " + trained_by(made))
 
 
 def table_markdown(rows):
@@ -118,20 +122,21 @@ def curve_markdown(curves):
     lines = ["\n\nValidation exact match during finetuning (the learning curve; `results*_curve.png` plots it): "
              "the final value (mean ± std over seeds) and, per seed, the first evaluation step at which it reached "
              "each level (`-`: not within the run); `baseline ÷ this`: the baseline's steps to that level over this "
-             "variant's, per seed (`>`: the baseline never got there, so at least its run's length over this)\n",
+             "variant's, per seed (`>`: the baseline never got there, so at least its run's last step over this)\n",
              "| variant | final val exact match (%) | " + " | ".join(
                  f"steps to {100 * float(lv):.0f}% | baseline ÷ this" for lv in levels) + " |",
              "|---|---|" + "---|---|" * len(levels)]
     for c in curves:
-        cells = [f"{100 * c['final_mean']:.1f} ± {100 * c['final_std']:.1f}"]
+        cells = [f"{100 * c['final_mean']:.1f}" + (f" ± {100 * c['final_std']:.1f}" if c["seeds"] > 1 else "")]
         for lv in levels:
             cells.append(" · ".join(fmt(s) for s in c["steps_to"][lv]))
             ratios = []
             for mine, theirs in zip(c["steps_to"][lv], c.get("baseline_steps_to", {}).get(lv, [])):
                 if mine is None or mine == 0:
                     ratios.append("-")
-                elif theirs is None:
-                    ratios.append(f"> {c['step'][-1] / mine:.1f}" if c["step"][-1] > mine else "-")
+                elif theirs is None:  # the baseline's run, not this one's, bounds its steps from below
+                    bound = c["baseline_last_step"]
+                    ratios.append(f"> {bound / mine:.1f}" if bound > mine else "-")
                 else:
                     ratios.append(f"{theirs / mine:.1f}")
             cells.append(" · ".join(ratios))
@@ -197,9 +202,6 @@ def costs(pt, ft, m_inf, pairs):
     shape over the positions it reads, the head at each token it emits) and sequential forward passes (1,
     + one per step it emits before the answer); and the FLOPs of its whole finetuning run (3x a forward
     over every position of every example, x batch x steps; 200 training examples, padding not counted)."""
-    from data import Vocab, get_encoding, task_vocab  # report.py itself needs neither torch nor the data
-    from model import GPTConfig, forward_flops
-    from tasks import TASKS, make_examples
     vocab = Vocab(None) if ft.vocab == "full" or ft.task not in TASKS else task_vocab(ft.task)
     shape = GPTConfig(n_layer=pt.n_layer, n_head=pt.n_head, n_embd=pt.n_embd, vocab_size=vocab.size, n_loop=pt.n_loop)
 
@@ -233,14 +235,43 @@ def learning_curve(ckpt):
 def plateaued(curve, at):
     """The stated convergence criterion, read from the learning curve: a finetuning run has reached its
     plateau when its validation exact match (scored as it was finetuned: its pauses, their placement)
-    changed by less than 2 points over the last quarter of its steps (from step `at`, 3/4 of the run, to
-    the last). Returns (bool, change in points); (None, nan) without a curve."""
+    stayed within 2 points over the last quarter of its steps (every evaluation from step `at`, 3/4 of
+    the run, to the last: a curve that swings and comes back has not settled). Returns (bool, change from
+    step `at` to the last in points); (None, nan) without a curve."""
     if not curve or at not in curve["step"]:
         return None, float("nan")
-    change = 100 * (curve["exact_match"][-1] - curve["exact_match"][curve["step"].index(at)])
-    return bool(abs(change) < 2.0), float(change)
+    last = curve["exact_match"][curve["step"].index(at):]
+    return bool(100 * (max(last) - min(last)) < 2.0), float(100 * (last[-1] - last[0]))
 
 
 def steps_to(curve, level):
     """The first step at which the curve's validation exact match reached level (None: never)."""
     return next((s for s, a in zip(curve["step"], curve["exact_match"]) if a >= level), None)
+
+
+LEVELS = (0.8, 0.9, 0.95)  # validation exact match levels whose first step the curve table reports
+
+
+def summarize_curve(name, per_seed, base=None, pause_ft=False):
+    """One variant's learning curves over seeds: the mean, min and max at each step, as finetuned and at
+    M_inf = 0, each seed's final value and the first step it reached each of LEVELS (None: not within the
+    run). With base (the baseline's curves, same seeds): the paired difference from it, with its 95%
+    interval, at each step both were evaluated at. pause_ft: the variant answers after pauses (its curve at
+    M_inf = 0 is shown too). {} without curves."""
+    if not all(per_seed):
+        return {}
+    em = np.array([c["exact_match"] for c in per_seed])
+    final = seed_stats(em[:, -1])  # the final value's mean and std over seeds, as the test table's
+    out = {"variant": name, "pause_ft": pause_ft, "step": per_seed[0]["step"], "seeds": len(per_seed),
+           "mean": em.mean(0).tolist(), "min": em.min(0).tolist(), "max": em.max(0).tolist(),
+           "no_pause_mean": np.mean([c["no_pause"] for c in per_seed], 0).tolist(),
+           "final": em[:, -1].tolist(), "final_mean": final["accuracy"], "final_std": final["std"] or 0.0,
+           "steps_to": {str(lv): [steps_to(c, lv) for c in per_seed] for lv in LEVELS}}
+    if base and all(base) and name != "StdPT_StdFT":
+        common = [s for s in out["step"] if s in base[0]["step"]]
+        d = [[c["exact_match"][c["step"].index(s)] - b["exact_match"][b["step"].index(s)] for c, b in zip(per_seed, base)]
+             for s in common]
+        out["vs_baseline"] = {"step": common, "delta": [float(np.mean(x)) for x in d], "ci95": [interval95(x) for x in d]}
+        out["baseline_steps_to"] = {str(lv): [steps_to(b, lv) for b in base] for lv in LEVELS}
+        out["baseline_last_step"] = base[0]["step"][-1]  # the bound where the baseline never got there
+    return out

@@ -169,8 +169,8 @@ def load_checkpoint(path, device="cpu"):
 
 def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=(), scaler=None, made=None):
     """What ckpt.pt holds: the plain module's weights (never a compile/DDP wrapper's), the optimizer,
-    the shape, the full config, the tokenizer, the weights the run started from, and `made`: the hashes
-    of the training code and data files it ran with, and its thread count. No generator state: data
+    the shape, the full config, the tokenizer, the weights the run started from, and `made`
+    (provenance(): its training code, data files, torch version and thread count). No generator state: data
     order, pause positions and dropout masks are functions of (seed, step, micro-batch)."""
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "model_args": dataclasses.asdict(model.config), "config": dataclasses.asdict(cfg), "step": step,
@@ -180,19 +180,60 @@ def checkpoint(model, optimizer, cfg, step, val_loss, vocab, init_fp, history=()
             "scaler": scaler.state_dict() if scaler is not None else {}, **(made or {})}
 
 
-def init_model(cfg, device):
+# where a run lies and how it is shown, not what it computes: left out wherever runs are compared
+NOT_RUN_SETTINGS = ("out_dir", "progress", "overwrite", "resume")
+
+
+def provenance(cfg):
+    """What made a run besides its settings, saved in its checkpoints: the hashes of the training code
+    and of its data files (None: missing), the torch version (its kernels change the bits) and the thread
+    count. Taken once when a run starts: a resumed run must find the same (init_model checks)."""
+    return {"code": code_hashes(), "data": {p: file_hash(p) if os.path.exists(p) else None for p in data_files(cfg)},
+            "torch": str(torch.__version__), "threads": torch.get_num_threads()}  # str: not a TorchVersion object
+
+
+def settings_changed(saved_config, cfg, skip=()):
+    """The settings (sorted names) in which cfg differs from a checkpoint's config, NOT_RUN_SETTINGS
+    and `skip` left out."""
+    return sorted(k for k, v in dataclasses.asdict(cfg).items()
+                  if k not in NOT_RUN_SETTINGS + tuple(skip) and saved_config.get(k) != v)
+
+
+def made_changed(saved, made):
+    """Why a checkpoint was not made by what `made` (provenance()) records, in a few words (None: it
+    was): a training file or data file whose bytes differ or that it has no record of, or another torch."""
+    code, data = saved.get("code", {}), saved.get("data", {})
+    changed = [name for name, h in made["code"].items() if code.get(name) != h]
+    changed += [p for p, h in made["data"].items() if data.get(p) != h]
+    if changed:
+        return f"{', '.join(changed)} changed since it was trained"
+    if saved.get("torch") != made["torch"]:
+        return f"it was made with torch {saved.get('torch', 'unknown')}, this is {made['torch']}"
+    return None
+
+
+def init_fingerprint(cfg):
+    """The fingerprint of the weights a run of cfg starts from (None from scratch)."""
+    if cfg.init_from == "scratch":
+        return None
+    if cfg.init_from.startswith("gpt2:"):
+        return fingerprint(GPT.from_pretrained(cfg.init_from[len("gpt2:"):]).state_dict())
+    return fingerprint(read_checkpoint(cfg.init_from)["model"])
+
+
+def init_model(cfg, device, made=None):
     """The model a run starts from, and where from: (model, vocab, resumed checkpoint or None,
-    fingerprint of the initial weights or None from scratch). Four ways: resume this run, a checkpoint
+    fingerprint of the initial weights or None from scratch). Four ways: resume this run (only with
+    the settings, code, data and torch it was made with: `made`, default provenance(cfg)), a checkpoint
     (the next phase), GPT-2's weights, or scratch."""
     path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and os.path.exists(path):
         ckpt = read_checkpoint(path)
-        ignore = {"resume", "progress", "overwrite"}
-        saved = {k: v for k, v in ckpt["config"].items() if k not in ignore}
-        wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ignore}
-        if saved != wanted:
-            diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
-            raise ConfigError(f"--resume: {path} was made with other settings ({', '.join(diff)})")
+        diff = settings_changed(ckpt["config"], cfg)
+        why = (f"it was made with other settings ({', '.join(diff)})" if diff else
+               made_changed(ckpt, made or provenance(cfg)))
+        if why:  # a run trained partly by other code or on other data would be saved as if it were all one
+            raise ConfigError(f"--resume: {path} cannot be continued: {why} (--overwrite=True restarts it)")
         model, vocab, _ = load_checkpoint(path, device)
         return model, vocab, ckpt, ckpt.get("init_fingerprint")
     if cfg.init_from == "scratch":
@@ -295,11 +336,11 @@ def train(cfg):
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (dropout is seeded per micro-batch)
     train_set, val_set = phase_data(cfg)
-    # what made this run, saved with it: the code, the bytes of its data files, its thread count
-    made = {"code": code_hashes(), "data": {p: file_hash(p) for p in data_files(cfg)},
-            "threads": torch.get_num_threads(), "commit": commit(),
-            "machine": {k: None if v is None else str(v) for k, v in machine().items() if k in ("cpu", "cpu_family", "cpu_model", "gpu", "torch")}}
-    model, vocab, resumed, init_fp = init_model(cfg, device)
+    made = provenance(cfg)  # now, as the process starts: the code that runs is the code it started with
+    model, vocab, resumed, init_fp = init_model(cfg, device, made)
+    # and where it ran, so that a results file can say what trained its runs (common.made_by)
+    made.update(commit=commit(), machine={k: None if v is None else str(v) for k, v in machine().items()
+                                          if k in ("cpu", "cpu_family", "cpu_model", "gpu")})
     block = model.config.block_size  # a checkpoint's own block_size wins over cfg's
     train_data, val_data = (make_batcher(cfg, d, vocab, block) for d in (train_set, val_set))
     val_rng = np.random.default_rng(0)  # the same val batches at every evaluation and for every seed

@@ -57,3 +57,17 @@ def test_interval95_and_paired_delta():
     assert row["delta"] == pytest.approx(0.1)
     assert row["delta_ci95"] == pytest.approx((0.1, 0.1))  # the same gain on both seeds: no spread
     assert row["accuracy"] == pytest.approx(0.7) and row["std"] == pytest.approx(0.1 * 2 ** 0.5)
+
+
+def test_file_hash_sees_a_change_past_the_first_chunk(tmp_path):
+    """common.file_hash reads a file in chunks of 16 MiB: a large token file that differs only after its
+    first chunk (one byte at the very end) has another hash."""
+    from common import file_hash
+    path = tmp_path / "train.bin"
+    with open(path, "wb") as f:
+        f.truncate((1 << 24) + 100)  # 16 MiB + 100 zero bytes
+    before = file_hash(path)
+    with open(path, "r+b") as f:
+        f.seek(-1, 2)
+        f.write(b"\x01")
+    assert file_hash(path) != before

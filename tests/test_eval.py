@@ -275,25 +275,64 @@ def test_plateau_and_levels_are_read_from_the_learning_curve():
     """The plateau criterion compares validation exact match at 3/4 of the run (here step 30) with the
     end; steps_to is the first evaluation at or above a level."""
     curve = {"step": [0, 10, 20, 30, 40], "exact_match": [0.1, 0.5, 0.8, 0.97, 1.0], "no_pause": [0.0] * 5}
-    assert ev.plateaued(curve, 30) == (False, pytest.approx(3.0))
-    assert ev.plateaued({**curve, "exact_match": [0.1, 0.5, 0.8, 0.99, 1.0]}, 30) == (True, pytest.approx(1.0))
-    assert ev.plateaued({**curve, "exact_match": [0.1, 0.5, 0.8, 1.0, 0.97]}, 30) == (False, pytest.approx(-3.0))
-    assert ev.plateaued({}, 30)[0] is None and ev.plateaued(curve, 25)[0] is None
-    assert [ev.steps_to(curve, lv) for lv in (0.5, 0.8, 0.95, 1.0)] == [10, 20, 30, 40]
-    assert ev.steps_to(curve, 1.01) is None
+    assert report.plateaued(curve, 30) == (False, pytest.approx(3.0))
+    assert report.plateaued({**curve, "exact_match": [0.1, 0.5, 0.8, 0.99, 1.0]}, 30) == (True, pytest.approx(1.0))
+    assert report.plateaued({**curve, "exact_match": [0.1, 0.5, 0.8, 1.0, 0.97]}, 30) == (False, pytest.approx(-3.0))
+    assert report.plateaued({}, 30)[0] is None and report.plateaued(curve, 25)[0] is None
+    assert [report.steps_to(curve, lv) for lv in (0.5, 0.8, 0.95, 1.0)] == [10, 20, 30, 40]
+    assert report.steps_to(curve, 1.01) is None
     other = {**curve, "exact_match": [0.0, 0.3, 0.6, 0.9, 0.92]}
-    c = ev.summarize_curve("StdPT_PauseFT", [curve, other])
+    c = report.summarize_curve("StdPT_PauseFT", [curve, other], pause_ft=True)
     assert c["mean"] == pytest.approx([0.05, 0.4, 0.7, 0.935, 0.96]) and c["min"] == other["exact_match"]
     assert c["max"] == curve["exact_match"] and c["final"] == [1.0, 0.92] and c["pause_ft"]
     assert (c["final_mean"], c["final_std"]) == pytest.approx((0.96, 0.04 * 2 ** 0.5))
     assert c["steps_to"] == {"0.8": [20, 30], "0.9": [30, 30], "0.95": [30, None]}
-    assert ev.summarize_curve("StdPT_StdFT", [curve, {}]) == {}  # a seed without a curve: no summary
+    assert report.summarize_curve("StdPT_StdFT", [curve, {}]) == {}  # a seed without a curve: no summary
     # against a baseline, paired by seed: seed 1 is `curve` against `other`, seed 2 `other` against itself
-    c = ev.summarize_curve("StdPT_HintFT", [curve, other], base=[other, other])
+    c = report.summarize_curve("StdPT_HintFT", [curve, other], base=[other, other])
     assert c["vs_baseline"]["step"] == curve["step"]
     assert c["vs_baseline"]["delta"] == pytest.approx([0.05, 0.1, 0.1, 0.035, 0.04])
     assert c["baseline_steps_to"] == {"0.8": [30, 30], "0.9": [30, 30], "0.95": [None, None]}
-    table = report.curve_markdown([ev.summarize_curve("StdPT_StdFT", [other, other]), c])
+    table = report.curve_markdown([report.summarize_curve("StdPT_StdFT", [other, other]), c])
     hint_row = next(line for line in table.splitlines() if line.startswith("| StdPT_HintFT |"))
     # 80%: seed 1 got there at 20, the baseline at 30 (1.5x); 95%: the baseline never did in 40 steps
     assert hint_row == "| StdPT_HintFT | 96.0 ± 5.7 | 20 · 30 | 1.5 · 1.0 | 30 · 30 | 1.0 · 1.0 | 30 · - | > 1.3 · - |"
+
+
+def test_curve_against_a_baseline_evaluated_at_other_steps():
+    """The matched control runs more steps than the baseline and is evaluated at other steps: the paired
+    difference is taken at the steps both were evaluated at, each curve read at its own index of that
+    step; where the baseline never reached a level, the bound on `baseline ÷ this` is the baseline's run
+    length (its last step) over this variant's steps, not this variant's longer run."""
+    base = {"step": [0, 10, 20, 30, 40], "exact_match": [0.0, 0.2, 0.4, 0.6, 0.8], "no_pause": [0.0] * 5}
+    longer = {"step": [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60],
+              "exact_match": [0.0, 0.1, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99], "no_pause": [0.0] * 13}
+    c = report.summarize_curve("StdPT_StdFT_matched", [longer], base=[base])
+    assert c["vs_baseline"]["step"] == [0, 10, 20, 30, 40]
+    assert c["vs_baseline"]["delta"] == pytest.approx([0.0, 0.3, 0.3, 0.25, 0.15])
+    assert c["baseline_last_step"] == 40
+    row = next(line for line in report.curve_markdown([c]).splitlines() if line.startswith("| StdPT_StdFT_matched |"))
+    # 80% at 25 (the baseline at 40: 1.6); 90% at 35 and 95% at 40, never by the baseline in its 40 steps
+    assert row == "| StdPT_StdFT_matched | 99.0 | 25 | 1.6 | 35 | > 1.1 | 40 | - |"
+
+
+def test_one_seed_curve_shows_no_spread():
+    """With one seed there is no spread to show: the final value alone, not `± 0.0`."""
+    curve = {"step": [0, 10], "exact_match": [0.5, 0.75], "no_pause": [0.0, 0.0]}
+    row = lambda curves: next(line for line in report.curve_markdown(curves).splitlines()  # noqa: E731
+                              if line.startswith("| StdPT_StdFT |"))
+    assert row([report.summarize_curve("StdPT_StdFT", [curve])]).startswith("| StdPT_StdFT | 75.0 | - |")
+    assert row([report.summarize_curve("StdPT_StdFT", [curve, curve])]).startswith("| StdPT_StdFT | 75.0 ± 0.0 | - · - |")
+
+
+def test_a_curve_that_moves_over_its_last_quarter_is_no_plateau():
+    """Plateau: validation exact match within 2 points over the last quarter. A curve that swings in its
+    last quarter and comes back to where it was at 3/4 has not settled; a move of exactly 2 points is a
+    move (`less than 2`)."""
+    steps = [0, 10, 20, 30, 40, 50, 60, 70, 80]
+    swing = {"step": steps, "exact_match": [0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.5, 0.9], "no_pause": [0.0] * 9}
+    assert report.plateaued(swing, 60) == (False, pytest.approx(0.0))
+    two = {**swing, "exact_match": [0.0] * 8 + [0.02]}
+    assert report.plateaued(two, 60) == (False, pytest.approx(2.0))
+    flat = {**swing, "exact_match": [0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.91, 0.9]}
+    assert report.plateaued(flat, 60) == (True, pytest.approx(0.0))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 import common
@@ -206,3 +207,118 @@ def test_resume_wins_over_overwrite_and_keeps_the_snapshots(tmp_path):
     assert (tmp_path / "ckpt_2.pt").read_bytes() == snapshot
     assert train.main(args + ["--overwrite=True"]) == 0  # replaced: the new run writes its own snapshot
     assert read_checkpoint(f"{tmp_path}/ckpt_2.pt")["step"] == 2
+
+
+def test_a_comparison_moved_and_spelled_another_way_is_reused_whole(tmp_path, monkeypatch, capsys):
+    """A finished comparison copied to another folder (another disk, say) and rerun there under a path
+    spelled another way (./moved) retrains nothing and gives the same numbers: runs are compared by what
+    their paths hold (the fingerprint of the weights a finetune started from), not by the paths."""
+    (tmp_path / "pt.py").write_text(PT)
+    (tmp_path / "ft.py").write_text(FT)
+    cfg = dict(pretrain_config=str(tmp_path / "pt.py"), finetune_config=str(tmp_path / "ft.py"), seeds=1, n_pause=3,
+               variants="StdPT_StdFT,StdPT_PauseFT", workers=1, progress=False, plot=False, sweep=False)
+    first = ev.compare(EvalConfig(**cfg, out_dir=str(tmp_path / "out")))
+    shutil.copytree(tmp_path / "out", tmp_path / "disk" / "moved")
+    monkeypatch.chdir(tmp_path / "disk")
+    capsys.readouterr()
+    again = ev.compare(EvalConfig(**cfg, out_dir="./moved"))
+    out = capsys.readouterr().out
+    assert "  training " not in out and "retraining" not in out and out.count("reusing") == 3  # 1 pretrain, 2 finetunes
+    assert "0 of 3 training runs ran in this command" in out
+    assert [r["per_seed"] for r in again["rows"]] == [r["per_seed"] for r in first["rows"]]
+
+
+def test_a_retrain_that_stops_halfway_leaves_the_old_run(tmp_path, monkeypatch, capsys):
+    """A stale run is replaced only by a complete one: a retrain that dies after its first checkpoints
+    leaves the old run's ckpt.pt as it was (reused again once nothing differs any more); a retrain that
+    completes replaces it and leaves no other folder behind."""
+    cfg = common.parse_config(TINY + ["--max_iters=4", "--eval_interval=1", "--snapshot_at=2",
+                                      f"--out_dir={tmp_path}/run/"], train.Config)  # a trailing /: the new run trains beside it
+    path, _ = ev.ensure_trained(cfg)
+    finished = open(path, "rb").read()
+    real_code, real_lr = common.code_hashes(), train.get_lr
+    monkeypatch.setattr(train, "code_hashes", lambda: {**real_code, "model.py": "0" * 16})  # model.py edited: stale
+
+    def dies_at_step_3(it, cfg):
+        if it == 3:
+            raise KeyboardInterrupt  # killed, after the checkpoints of steps 0 to 3
+        return real_lr(it, cfg)
+    monkeypatch.setattr(train, "get_lr", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        ev.ensure_trained(cfg)
+    assert open(path, "rb").read() == finished and sorted(os.listdir(tmp_path)) == ["run", "run.partial"]
+    monkeypatch.setattr(train, "code_hashes", lambda: real_code)  # the edit undone: the old run is current
+    monkeypatch.setattr(train, "get_lr", real_lr)
+    assert ev.ensure_trained(cfg) == (path, True) and open(path, "rb").read() == finished
+    monkeypatch.setattr(train, "code_hashes", lambda: {**real_code, "model.py": "0" * 16})
+    assert ev.ensure_trained(cfg) == (path, False)  # completes this time: replaced, nothing else left
+    assert read_checkpoint(path)["code"]["model.py"] == "0" * 16 and os.listdir(tmp_path) == ["run"]
+    assert sorted(os.listdir(tmp_path / "run")) == ["ckpt.pt", "ckpt_2.pt"]
+
+
+def drop_pause_py(ckpt):
+    del ckpt["code"]["pause.py"]  # as if pause.py had not been a training file when it was made
+
+
+def older_torch(ckpt):
+    ckpt["torch"] = "2.0.0"
+
+
+def no_torch(ckpt):
+    del ckpt["torch"]  # a checkpoint from before the torch version was recorded
+
+
+@pytest.mark.parametrize("doctor, why", [
+    (drop_pause_py, "pause.py changed since it was trained"),
+    (older_torch, f"it was made with torch 2.0.0, this is {torch.__version__}"),
+    (no_torch, f"it was made with torch unknown, this is {torch.__version__}"),
+    ("stopped", "it stopped at step 2 of 4"),
+])
+def test_what_made_a_run_that_differs_retrains_it(tmp_path, capsys, doctor, why):
+    """eval.py retrains a finished run whose code record lacks a training file, that another torch made
+    (its kernels change the bits), or that stopped before max_iters (killed after its step-2 checkpoint),
+    and says why in one line."""
+    cfg = common.parse_config(TINY + ["--max_iters=4", "--eval_interval=2", "--snapshot_at=2",
+                                      f"--out_dir={tmp_path}/run"], train.Config)
+    path, _ = ev.ensure_trained(cfg)
+    if doctor == "stopped":
+        shutil.copyfile(tmp_path / "run" / "ckpt_2.pt", path)
+    else:
+        ckpt = read_checkpoint(path)
+        doctor(ckpt)
+        common.save_checkpoint(path, ckpt)
+    capsys.readouterr()
+    assert ev.ensure_trained(cfg) == (path, False)
+    assert f"  retraining {tmp_path}/run: {why}\n" in capsys.readouterr().out
+    assert ev.stale(cfg, path) is None  # the new run is current
+
+
+def test_the_run_folder_does_not_depend_on_where_out_dir_is(tmp_path, monkeypatch):
+    """A run's folder name (its settings' hash) is the same whatever out_dir is and however it is
+    spelled: the checkpoint a finetune starts from enters the hash relative to out_dir."""
+    monkeypatch.chdir(tmp_path)
+    names = set()
+    for out in (str(tmp_path / "a"), "./b", "b", "c/../d"):
+        init = os.path.join(out, "seed1337", "pt_std-12345678", "ckpt.pt")
+        os.makedirs(os.path.dirname(init), exist_ok=True)
+        open(init, "w").close()
+        cfg = ev.run_dir(EvalConfig(out_dir=out), train.Config(phase="finetune", init_from=init), "ft_StdPT_StdFT_M0")
+        assert os.path.dirname(cfg.out_dir) == os.path.join(out, "seed1337")
+        names.add(os.path.basename(cfg.out_dir))
+    assert len(names) == 1
+
+
+def test_every_setting_that_changes_the_bits_changes_the_folder_or_the_results_name():
+    """Each train.Config setting but where the run lies and how it is shown changes its folder's name;
+    each eval.py setting but those that cannot change a number changes the results file's name."""
+    def other(value):
+        return not value if isinstance(value, bool) else value + (1 if isinstance(value, int) else
+                                                                   0.5 if isinstance(value, float) else "x")
+    ecfg, cfg = EvalConfig(), train.Config()
+    name = lambda c: os.path.basename(ev.run_dir(ecfg, c, "run").out_dir)  # noqa: E731
+    same = {f.name for f in dataclasses.fields(cfg) if name(dataclasses.replace(cfg, **{f.name: other(getattr(cfg, f.name))}))
+            == name(cfg)}
+    assert same == {"out_dir", "progress", "overwrite", "resume"}
+    same = {f.name for f in dataclasses.fields(ecfg)
+            if ev.results_name(dataclasses.replace(ecfg, **{f.name: other(getattr(ecfg, f.name))})) == "results"}
+    assert same == {"out_dir", "progress", "plot", "workers", "ckpt", "n_inf", "test_file", "mistakes"}

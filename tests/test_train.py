@@ -336,3 +336,58 @@ def test_map_jobs_runs_each_job_with_the_threads_it_was_given():
     assert common.map_jobs(threads_in_job, [(0,), (1,), (2,)], 1, 7) == [7, 7, 7]
     assert torch.get_num_threads() == before
     assert common.map_jobs(threads_in_job, [(0,), (1,), (2,)], 2, 7) == [7, 7, 7]
+
+
+def test_a_resume_across_a_change_of_code_data_or_torch_is_refused(tmp_path, monkeypatch, capsys):
+    """A run killed after its step-1 checkpoint, then resumed after an edit to pause.py (or to its train
+    file, or with another torch) would be saved as if all of it had been trained by what runs now: the
+    resume is refused with one line naming what changed, and the checkpoint is left as it was."""
+    (tmp_path / "train.jsonl").write_text("".join(f'{{"question": "What is {i} plus {i}?", "answer": "#### {2 * i}"}}\n'
+                                                  for i in range(24)))
+    args = TINY + ["--phase=finetune", "--task=gsm8k", "--vocab=full", "--n_val=4", "--block_size=48", "--max_iters=2",
+                   "--eval_interval=1", "--snapshot_at=1", f"--train_file={tmp_path}/train.jsonl", f"--out_dir={tmp_path}/o"]
+    assert train.main(args) == 0
+    shutil.copyfile(tmp_path / "o" / "ckpt_1.pt", tmp_path / "o" / "ckpt.pt")  # as if killed after step 1
+    killed = (tmp_path / "o" / "ckpt.pt").read_bytes()
+    real_code, real_torch = common.code_hashes(), torch.__version__
+
+    def refused(why):
+        capsys.readouterr()
+        assert train.main(args + ["--resume=True"]) == 2
+        assert capsys.readouterr().err == (f"train.py: --resume: {tmp_path}/o/ckpt.pt cannot be continued: {why} "
+                                           "(--overwrite=True restarts it)\n")
+        assert (tmp_path / "o" / "ckpt.pt").read_bytes() == killed
+    monkeypatch.setattr(train, "code_hashes", lambda: {**real_code, "pause.py": "0" * 16})  # pause.py edited
+    refused("pause.py changed since it was trained")
+    monkeypatch.setattr(train, "code_hashes", lambda: real_code)
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    refused(f"it was made with torch {real_torch}, this is 9.9.9")
+    monkeypatch.setattr(torch, "__version__", real_torch)
+    (tmp_path / "train.jsonl").write_text((tmp_path / "train.jsonl").read_text().replace("#### 2\"", "#### 3\""))
+    refused(f"{tmp_path}/train.jsonl changed since it was trained")
+
+
+def test_float16_gradient_clip_sees_the_unscaled_gradients(tmp_path):
+    """float16 trains with a gradient scaler that multiplies the loss by 2^16 before backward: the clip
+    must see the gradients divided back. A clip far above the true gradient norm never acts, so it must
+    give exactly the weights of no clip at all; clipping the scaled gradients would cut them to its norm."""
+    args = TINY + ["--max_iters=3", "--dtype=float16", "--device=cpu"]
+    free, clipped = (train.train(parse_config(args + [f"--grad_clip={c}", f"--out_dir={tmp_path}/{c}"])) for c in (0, 100))
+    assert common.read_checkpoint(free["ckpt"])["scaler"]["scale"] >= 2 ** 10  # the scaler was on, and large
+    a, b = (common.read_checkpoint(r["ckpt"])["model"] for r in (free, clipped))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_resumed_float16_finetune_ends_as_the_uninterrupted_run(tmp_path):
+    """A float16 finetune killed after its step-3 checkpoint and resumed ends with the uninterrupted run's
+    weights, gradient scaler state (its scale and its count of steps since the scale last changed) and
+    learning curve (every evaluation, those before the kill too)."""
+    pt = train.train(parse_config(TINY + ["--max_iters=3", f"--out_dir={tmp_path}/pt"]))["ckpt"]
+    ft = parse_config(TINY + ["--phase=finetune", f"--init_from={pt}", "--n_pause=2", "--n_val=8", "--max_iters=6",
+                              "--eval_interval=3", "--snapshot_at=3", "--dtype=float16", "--device=cpu", f"--out_dir={tmp_path}/ft"])
+    whole = common.read_checkpoint(train.train(ft)["ckpt"])
+    shutil.copyfile(tmp_path / "ft" / "ckpt_3.pt", tmp_path / "ft" / "ckpt.pt")  # as if killed between 3 and 6
+    resumed = common.read_checkpoint(train.train(dataclasses.replace(ft, resume=True))["ckpt"])
+    assert whole["scaler"]["_growth_tracker"] == 6 and resumed["scaler"] == whole["scaler"]
+    assert [h["step"] for h in whole["val_history"]] == [0, 3, 6] and resumed["val_history"] == whole["val_history"]
+    assert all(torch.equal(resumed["model"][k], whole["model"][k]) for k in whole["model"])
