@@ -332,10 +332,12 @@ def main(argv):
     def body():
         if len(argv) < 2 or argv[0] != "--annotate":
             raise ConfigError("usage: python report.py --annotate RESULT.json [RESULT.json ...]")
+        bad = [p for p in argv[1:] if not (p.endswith(".json") and os.path.isfile(p))]
+        if bad:
+            raise ConfigError(f"not a result file: {bad[0]!r}")
+        code = commit()  # the code as it is before the first file is written
         for path in argv[1:]:
-            if not (path.endswith(".json") and os.path.isfile(path)):
-                raise ConfigError(f"not a result file: {path!r}")
-            note = annotate(path)
+            note = annotate(path, code)
             print(f"{path}: " + ("no accuracy table, left as it is" if note is None else
                                  "\n".join(line for line in note.split("\n") if line and not line.startswith("<!--"))))
     return run_cli("report.py", body)
