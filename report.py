@@ -326,6 +326,20 @@ def annotate(path, code=None):
     return note
 
 
+def code_commit():
+    """common.commit(), "+dirty" only when a tracked file other than a result's .md differs from it: the
+    .md files this command writes are not the code that computes their lines (so a second run stamps
+    what the first did)."""
+    import subprocess
+    code = commit()
+    if code.endswith("+dirty"):
+        changed = subprocess.run(["git", "diff", "HEAD", "--name-only"], cwd=os.path.dirname(os.path.abspath(__file__)),
+                                 capture_output=True, text=True).stdout.split()
+        if changed and all(f.startswith("results/") and f.endswith(".md") for f in changed):
+            code = code[:-len("+dirty")]
+    return code
+
+
 def main(argv):
     """python report.py --annotate results/x.json ...: each file's majority reference and clipped
     intervals, written under the accuracy tables of its .md and printed."""
@@ -335,7 +349,7 @@ def main(argv):
         bad = [p for p in argv[1:] if not (p.endswith(".json") and os.path.isfile(p))]
         if bad:
             raise ConfigError(f"not a result file: {bad[0]!r}")
-        code = commit()  # the code as it is before the first file is written
+        code = code_commit()  # the code as it is before the first file is written
         for path in argv[1:]:
             note = annotate(path, code)
             print(f"{path}: " + ("no accuracy table, left as it is" if note is None else
