@@ -311,6 +311,8 @@ def annotate(path, code=None):
         return None
     note = annotation(result, code or commit())
     md = os.path.splitext(path)[0] + ".md"
+    if not os.path.isfile(md):
+        raise DataError(f"{md}: missing (the .md beside {path})")
     lines = open(md).read().rstrip("\n").split("\n")
     if ANNOTATION in lines:  # take out the earlier one, and the blank line before it
         start, end = lines.index(ANNOTATION), lines.index(ANNOTATION_END)

@@ -92,6 +92,9 @@ def test_the_command_refuses_what_is_not_a_result_file(tmp_path, capsys):
     assert report.main([]) == 2
     assert report.main(["--annotate"]) == 2  # no files: nothing would be done, so say how
     assert "usage: python report.py --annotate" in capsys.readouterr().err
+    (tmp_path / "alone.json").write_text(json.dumps({"task": "keyparity", "n_test": 40, "rows": [BASE]}))
+    assert report.main(["--annotate", str(tmp_path / "alone.json")]) == 2  # no .md beside it: one line, no traceback
+    assert "alone.md: missing" in capsys.readouterr().err
 
 
 def test_a_file_without_an_accuracy_table_is_left_as_it_is(tmp_path):
