@@ -3,12 +3,18 @@ The report of a comparison: its tables in markdown and its plots. eval.py comput
 and intervals over seeds, paired deltas); this file lays them out, counts what each answer costs (costs:
 FLOPs from the model's shape) and reads the learning curves train.py records in each checkpoint.
 """
+import json
+import os
+import sys
+from collections import Counter
+
 import numpy as np
 
-from common import interval95, seed_stats, trained_by
+from common import ConfigError, DataError, commit, interval95, parse_config, run_cli, seed_stats, trained_by, write_atomic
 from data import Vocab, get_encoding, task_vocab
 from model import GPTConfig, forward_flops
 from tasks import TASKS, make_examples
+from train import Config
 
 
 def report_header(task, n_test, seeds, made, threads):
@@ -275,3 +281,153 @@ def summarize_curve(name, per_seed, base=None, pause_ft=False):
         out["baseline_steps_to"] = {str(lv): [steps_to(b, lv) for b in base] for lv in LEVELS}
         out["baseline_last_step"] = base[0]["step"][-1]  # the bound where the baseline never got there
     return out
+
+
+# --- references and clipped intervals for committed result files (python report.py --annotate) ---------
+
+
+ANNOTATION = "<!-- python report.py --annotate: generated, rewritten on each run -->"
+ANNOTATION_END = "<!-- end of python report.py --annotate -->"
+
+
+def test_sets(result):
+    """The (task, n_test, data_seed) of each test set a result file's accuracies were scored on, drawn as
+    eval.py's test_examples and study.py draw them: the task and test-set size the file records, the data
+    seed of its finetuning config (eval.py; configs never set it, so train.Config's default) or
+    train.Config's default (study.py)."""
+    if "cells" in result:  # study.py: one row per task x size x arm x M; every cell scored on n_test prompts
+        n = result["config"]["n_test"]
+        return [(t, n, Config().data_seed) for t in dict.fromkeys(c["task"] for c in result["cells"])]
+    path = (result.get("eval_config") or {}).get("finetune_config", "configs/finetune.py")
+    path = path if os.path.isabs(path) else os.path.join(os.path.dirname(os.path.abspath(__file__)), path)
+    seed = result.get("data_seed", parse_config([path], Config).data_seed if os.path.exists(path) else Config().data_seed)
+    return [(result["task"], result["n_test"], seed)]
+
+
+def majority(task, n_test, data_seed):
+    """(answer, count, share) of always answering the most common answer of the test set, as eval.references
+    computes its "majority answer" row."""
+    pairs = make_examples(task, n_test, "test", data_seed)
+    answer, count = Counter(t for _, t in pairs).most_common(1)[0]
+    return answer, count, count / len(pairs)
+
+
+def clipped_rows(result):
+    """The rows whose 95% interval (or paired delta's) the code that made the file clipped at 0 or 100%
+    (at -100 or +100 points for a delta): [(label, "interval" or "delta", stored, as computed)], the
+    computed one by common.interval95 from the row's per_seed (minus the baseline's, paired, for a delta)."""
+    rows = result.get("rows") or result.get("cells") or []
+    base = next((r for r in rows if r.get("variant") == "StdPT_StdFT" and r.get("M_inf") == 0
+                 and r.get("filler", "pause") == "pause" and not r.get("reference")), None)
+    out = []
+    for r in rows:
+        if r.get("reference") or len(r.get("per_seed") or []) < 2:
+            continue
+        x = np.asarray(r["per_seed"], dtype=float)
+        checks = [("interval", r.get("ci95"), interval95(x), (0.0, 1.0))]
+        if base is not None and r.get("delta_ci95") is not None and len(base["per_seed"]) == len(x):
+            checks.append(("delta", r["delta_ci95"], interval95(x - np.asarray(base["per_seed"])), (-1.0, 1.0)))
+        for kind, stored, computed, (lo, hi) in checks:
+            if stored is None:
+                continue
+            low = stored[0] == lo and computed[0] < lo - 5e-4  # clipped, and by more than the rounding
+            high = stored[1] == hi and computed[1] > hi + 5e-4
+            if low or high:
+                out.append((row_label(r), kind, tuple(stored), computed))
+    return out
+
+
+def row_label(r):
+    """A row as its table names it: variant (prepend), M_inf (dots) for eval.py; the cell for study.py."""
+    if "variant" in r:
+        return (r["variant"] + (" (prepend)" if r.get("placement") == "prepend" else "")
+                + f" at M_inf = {r['M_inf']}" + (" dots" if r.get("filler") == "dot" else ""))
+    return (f"{r['task']} {r['n_layer']}" + (f"x{r['n_embd']}" if "n_embd" in r else " layers")
+            + (f" {r['arm']}" if "arm" in r else "")
+            + f" M = {r['M']}" + (f" M_inf = {r['M_inf']}" if "M_inf" in r else ""))
+
+
+def annotation(result, code):
+    """The generated lines for a result file: the majority reference of each of its test sets, and the
+    rows whose intervals were clipped with the intervals as computed."""
+    refs = []
+    for task, n, seed in test_sets(result):
+        answer, count, share = majority(task, n, seed)
+        ref = f"always answering {answer!r}, the most common answer of the {n:,} {task} test prompts, scores {100 * share:.1f}% ({count:,} of {n:,})"
+        if "cells" in result:  # study.py's own majority: the training set's most common answer, on these prompts
+            train = make_examples(task, result["config"]["n_train"], "train", seed)
+            top = Counter(t for _, t in train).most_common(1)[0][0]  # study.majority's, ties broken by first seen
+            hit = sum(t == top for _, t in make_examples(task, n, "test", seed)) / n
+            if top != answer:
+                ref += f" (study.py's majority, the training set's most common answer {top!r}, scores {100 * hit:.1f}%)"
+        refs.append(ref)
+    lines = [ANNOTATION, "", f"Reference (`python report.py --annotate`, at {code}): " + "; ".join(refs) + "."]
+    clipped = clipped_rows(result)
+    if clipped:
+        pct = lambda iv: f"[{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]"  # noqa: E731
+        lines += ["", "Intervals clipped at 0 or 100 by the code that made this file; as computed from per_seed "
+                  "(common.interval95, paired by seed for a delta): "
+                  + "; ".join(f"{label}, {'delta ' if kind == 'delta' else ''}{pct(s)} -> {pct(c)}"
+                              for label, kind, s, c in clipped) + "."]
+    return "\n".join(lines + ["", ANNOTATION_END])
+
+
+def annotate(path, code=None):
+    """Write the annotation of result file path (.json) into its .md, below the last accuracy table
+    (replacing the annotation an earlier run wrote there, so running twice writes it once). Returns the
+    annotation; None for a file with no accuracy table (a probe, a benchmark)."""
+    result = json.load(open(path))
+    if not (result.get("rows") or result.get("cells")):
+        return None
+    note = annotation(result, code or commit())
+    md = os.path.splitext(path)[0] + ".md"
+    if not os.path.isfile(md):
+        raise DataError(f"{md}: missing (the .md beside {path})")
+    lines = open(md).read().rstrip("\n").split("\n")
+    if ANNOTATION in lines:  # take out the earlier one, and the blank line before it
+        start, end = lines.index(ANNOTATION), lines.index(ANNOTATION_END)
+        lines = lines[:start - 1 if start and not lines[start - 1] else start] + lines[end + 1:]
+    heads = [i for i, line in enumerate(lines) if line.startswith("|") and "accuracy" in line]
+    if not heads:
+        raise DataError(f"{md}: no accuracy table to annotate")
+    end = heads[-1]
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines[end:end] = [""] + note.split("\n")
+    write_atomic(md, "\n".join(lines) + "\n")
+    return note
+
+
+def code_commit():
+    """common.commit(), "+dirty" only when a tracked file other than a result's .md differs from it: the
+    .md files this command writes are not the code that computes their lines (so a second run stamps
+    what the first did)."""
+    import subprocess
+    code = commit()
+    if code.endswith("+dirty"):
+        changed = subprocess.run(["git", "diff", "HEAD", "--name-only"], cwd=os.path.dirname(os.path.abspath(__file__)),
+                                 capture_output=True, text=True).stdout.split()
+        if changed and all(f.startswith("results/") and f.endswith(".md") for f in changed):
+            code = code[:-len("+dirty")]
+    return code
+
+
+def main(argv):
+    """python report.py --annotate results/x.json ...: each file's majority reference and clipped
+    intervals, written under the accuracy tables of its .md and printed."""
+    def body():
+        if len(argv) < 2 or argv[0] != "--annotate":
+            raise ConfigError("usage: python report.py --annotate RESULT.json [RESULT.json ...]")
+        bad = [p for p in argv[1:] if not (p.endswith(".json") and os.path.isfile(p))]
+        if bad:
+            raise ConfigError(f"not a result file: {bad[0]!r}")
+        code = code_commit()  # the code as it is before the first file is written
+        for path in argv[1:]:
+            note = annotate(path, code)
+            print(f"{path}: " + ("no accuracy table, left as it is" if note is None else
+                                 "\n".join(line for line in note.split("\n") if line and not line.startswith("<!--"))))
+    return run_cli("report.py", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
