@@ -59,6 +59,9 @@ def test_handout_command_line(tmp_path):
     assert not (out / "course" / "wrong_solutions.py").exists() and not (out / ".git").exists()
     assert "A4" in (out / "HANDOUT.md").read_text() and (out / "course" / "A4.md").exists()
     assert not (tmp_path / "h-autograder").exists()
+    # what a handout carries: the source's file modes (CI's script runs as ./.ci/run), and no stray wheel
+    assert os.access(out / ".ci" / "run", os.X_OK) and not os.access(out / "pause.py", os.X_OK)
+    assert [p for p in out.rglob("*.whl")] == []
     for bad, message in [(["A9"], "unknown assignment 'A9'; known: A1, A2, A3, A4, A5, A6"),
                          (["A3", "--through=A1"], "--through A1 comes before A3"),
                          (["A3", "--through=A4", "--grade=A5"], "--grade A5: not blanked in this handout (blanked: A3, A4)")]:
