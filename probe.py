@@ -82,6 +82,23 @@ def trace(model, idx):
     return torch.stack(states), torch.stack(attns), logits
 
 
+@torch.no_grad()
+def look(model, idx, budget=2**26):
+    """What the report keeps of the prompts idx (N, T), computed batch by batch: the residual stream
+    (L + 1, N, T, C) for the probes, the answer position's (the last) attention over every position
+    (L, N, nh, T), and the top token of every position's read-out (N, T). No (N, T, V) logits are kept:
+    at a GPT-2 vocab and the defaults they would be about 17 GB; a batch's logits hold at most budget
+    floats (2**26: 256 MB), so a full vocab runs tens of prompts at a time and the compact one 500."""
+    B = max(1, min(500, budget // (idx.size(1) * model.config.vocab_size)))
+    states, attention, top = [], [], []
+    for chunk in idx.split(B):
+        s, a, logits = trace(model, chunk)
+        states.append(s)
+        attention.append(a[:, :, :, -1, :])  # (L, B, nh, T): the last position's row
+        top.append(logits.argmax(-1))  # (B, T)
+    return torch.cat(states, 1), torch.cat(attention, 1), torch.cat(top)
+
+
 def attention_weights(attn, x):
     """softmax(q k^T / sqrt(hs)) under the causal mask, for the (B, T, C) input of one attention layer."""
     B, T, C = x.shape
@@ -156,9 +173,7 @@ def examine(path, pcfg):
     sets = {}
     for split, pairs in (("train", train), ("val", val)):
         idx, names = layout(cfg, vocab, [p for p, _ in pairs])
-        parts = [trace(model, chunk) for chunk in idx.split(500)]  # in chunks: a full vocab's logits are large
-        states, attns = (torch.cat([part[i] for part in parts], 1) for i in (0, 1))
-        top = torch.cat([part[2].argmax(-1) for part in parts])  # (B, T): the token each position puts first
+        states, attns, top = look(model, idx)  # top (N, T): the token each position puts first
         labels = {q: np.array([quantities(p)[q] for p, _ in pairs]) for q in quantities(pairs[0][0])}
         sets[split] = (states.numpy(), attns, top, labels)
     (s_tr, _, _, lab_tr), (s_va, attns, top, lab_va) = sets["train"], sets["val"]
@@ -172,8 +187,7 @@ def examine(path, pcfg):
                  for t in range(T)] for l in range(n_layers)]
         majority = float(np.max(np.unique(lab_va[q], return_counts=True)[1]) / len(lab_va[q]))
         probes[q] = {"accuracy": acc, "shuffled": ctrl, "majority": majority}
-    answer_pos = T - 1  # the last position of the layout: it predicts the first answer token
-    attention = attns[:, :, :, answer_pos, :].mean(1).tolist()  # (L, nh, T): averaged over prompts
+    attention = attns.mean(1).tolist()  # (L, nh, T): the answer position's (the last), averaged over prompts
     answer_ids = [vocab.encode(t).tolist()[0] for _, t in val]  # the first token of each target
     readout = {"answer": [float((top[:, t] == torch.tensor(answer_ids)).float().mean()) for t in range(T)],
                "pause": [float((top[:, t] == vocab.pause_id).float().mean()) for t in range(T)]}

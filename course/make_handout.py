@@ -181,7 +181,7 @@ def make_handout(assignment, out, root=ROOT, through=None):
             raw = text.encode("utf-8")
             if blanks:
                 all_blanks[path] = blanks
-        write(out, path, raw)
+        write(out, path, raw, os.stat(os.path.join(root, path)).st_mode)
     command = f"python course/make_handout.py {assignment}" + (f" --through {through}" if through else "")
     write(out, "HANDOUT.md", handout_page(assignment, blanked, all_blanks, commit(root), command))
     write(out, "README.md", student_readme(assignment, blanked, sorted(texts) + list(GENERATED)))
@@ -189,11 +189,14 @@ def make_handout(assignment, out, root=ROOT, through=None):
     return all_blanks
 
 
-def write(out, path, content):
+def write(out, path, content, mode=None):
+    """Write one file of the handout; mode: the source file's, so a script (.ci/run) keeps its run bit."""
     dest = os.path.join(out, path)
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     with open(dest, "wb") as f:
         f.write(content.encode("utf-8") if isinstance(content, str) else content)
+    if mode is not None:
+        os.chmod(dest, mode & 0o777)
 
 
 def where(blanks):

@@ -75,6 +75,13 @@ WRONG = [  # (assignment, file, solution text, wrong text, the mistake)
      "if length + n_pause + max_new_tokens - 1 >= block:", "refuses the exact fit (>= for >)"),
     ("A4", "pause.py", "if length + n_pause + max_new_tokens - 1 > block:",
      "if length + n_pause + max_new_tokens + 1 > block:", "counts a position for the end token too"),
+    ("A4", "pause.py",
+     "ban_ids=(pause_id, *ban_ids),\n                             stop_id=eot_id)[:, idx.size(1):].tolist()\n"
+     "        for i, g in zip(chunk, gen):\n            out[i] = g[:g.index(eot_id)] if eot_id in g else g",
+     "ban_ids=tuple(ban_ids),\n                             stop_id=eot_id)[:, idx.size(1):].tolist()\n"
+     "        for i, g in zip(chunk, gen):\n"
+     "            out[i] = [t for t in (g[:g.index(eot_id)] if eot_id in g else g) if t != pause_id]",
+     "lets the model produce pauses and drops them from the answer afterwards, instead of banning them"),
     ("A4", "pause.py", "[:, idx.size(1):].tolist()",
      '[:, n_pause if placement == "prepend" else idx.size(1):].tolist()',
      "reads after the last pause even when the pauses come first: a prepended answer starts with the prompt"),

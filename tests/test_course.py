@@ -59,6 +59,9 @@ def test_handout_command_line(tmp_path):
     assert not (out / "course" / "wrong_solutions.py").exists() and not (out / ".git").exists()
     assert "A4" in (out / "HANDOUT.md").read_text() and (out / "course" / "A4.md").exists()
     assert not (tmp_path / "h-autograder").exists()
+    # what a handout carries: the source's file modes (CI's script runs as ./.ci/run), and no stray wheel
+    assert os.access(out / ".ci" / "run", os.X_OK) and not os.access(out / "pause.py", os.X_OK)
+    assert [p for p in out.rglob("*.whl")] == []
     for bad, message in [(["A9"], "unknown assignment 'A9'; known: A1, A2, A3, A4, A5, A6"),
                          (["A3", "--through=A1"], "--through A1 comes before A3"),
                          (["A3", "--through=A4", "--grade=A5"], "--grade A5: not blanked in this handout (blanked: A3, A4)")]:
@@ -162,41 +165,175 @@ def test_earlier_graded_tests_must_not_need_a_later_assignment(monkeypatch):
     assert check_kit.check_earlier_graded_pass("A5", "handout", ["A4"]) == 2
 
 
+def graded_ids(marker):
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "--collect-only", "-m", marker, "-p", "no:cacheprovider"],
+                         cwd=ROOT, capture_output=True, text=True).stdout
+    return sorted(line.strip() for line in out.splitlines() if "::" in line)
+
+
+def gradescope(grader, root, files, **limits):
+    """Run the autograder folder `grader` as Gradescope does (run_autograder, its folders under root) on a
+    submission of {path: text}, with autograder.json's limits changed by `limits`; (results.json, seconds)."""
+    import time
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(grader, root / "source")
+    config = json.loads((root / "source" / "autograder.json").read_text())
+    (root / "source" / "autograder.json").write_text(json.dumps({**config, **limits}))
+    for path, text in files.items():
+        (root / "submission" / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / "submission" / path).write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "NANOPAUSE_GRADE_SEED"}
+    t = time.time()
+    p = subprocess.run(["bash", str(grader / "run_autograder")], capture_output=True, text=True,
+                       env={**env, "AUTOGRADER_ROOT": str(root), "NANOPAUSE_PYTHON": sys.executable})
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads((root / "results" / "results.json").read_text()), time.time() - t
+
+
 def test_gradescope_autograder_scores_the_solution_full_and_the_stub_zero(tmp_path):
     """The autograder made with the A2 handout, run as Gradescope runs it (run_autograder with its
     folders under AUTOGRADER_ROOT): exactly A2's graded tests, one point each; the solution's pause.py
-    scores all, the handout's stub none, and a test file sent along with it changes nothing."""
+    scores all, the handout's stub none, and a test file sent along with it changes nothing. The made
+    folder's scripts run as they are, and its handout holds no instructor's file."""
     p = make("A2", f"--out={tmp_path}/A2", "--grade-seed=7")
     assert p.returncode == 0, p.stderr
     grader = tmp_path / "A2-autograder"
-    assert json.loads((grader / "autograder.json").read_text()) == {"graded": ["A2"], "files": ["pause.py"]}
+    assert json.loads((grader / "autograder.json").read_text()) == {"graded": ["A2"], "files": ["pause.py"],
+                                                                  "timeout": 540, "test_timeout": 60}
     assert (grader / "grade_seed").read_text().strip() == "7" and (grader / "handout" / "HANDOUT.md").exists()
-    want = subprocess.run([sys.executable, "-m", "pytest", "-q", "--collect-only", "-m", "a2", "-p", "no:cacheprovider"],
-                          cwd=ROOT, capture_output=True, text=True).stdout
-    want = sorted("A2: " + line.strip() for line in want.splitlines() if "::" in line)
-    env = {k: v for k, v in os.environ.items() if k != "NANOPAUSE_GRADE_SEED"}
+    assert all(os.access(grader / name, os.X_OK) for name in ("setup.sh", "run_autograder", "grade.py"))
+    shipped = {str(f.relative_to(grader / "handout")) for f in (grader / "handout").rglob("*") if f.is_file()}
+    instructors = {"course/autograder.py", "course/check_kit.py", "course/wrong_solutions.py", "course/README.md",
+                   "course/expected_failures.json", "tests/test_course.py", "tests/mutants.py"}  # named here, not read
+    assert not shipped & (instructors | {"grade.py", "autograder.json", "grade_seed"})
+    assert not any(f.startswith("results/") and f != "results/README.md" for f in shipped)
+    want = ["A2: " + t for t in graded_ids("a2")]
+    assert len(want) >= 2
 
     def grade(files):
-        root = tmp_path / "gradescope"
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.copytree(grader, root / "source")
-        for path, text in files.items():
-            (root / "submission" / path).parent.mkdir(parents=True, exist_ok=True)
-            (root / "submission" / path).write_text(text)
-        p = subprocess.run(["bash", str(grader / "run_autograder")], capture_output=True, text=True,
-                           env={**env, "AUTOGRADER_ROOT": str(root), "NANOPAUSE_PYTHON": sys.executable})
-        assert p.returncode == 0 and "NANOPAUSE_GRADE_SEED=7" in p.stdout, p.stdout + p.stderr
-        results = json.loads((root / "results" / "results.json").read_text())
-        assert sorted(t["name"] for t in results["tests"]) == want and len(want) >= 2
+        results, _ = gradescope(grader, tmp_path / "gradescope", files)
+        assert sorted(t["name"] for t in results["tests"]) == want
         assert all(t["max_score"] == 1 for t in results["tests"])
         return results
 
-    solved = grade({"pause.py": open(os.path.join(ROOT, "pause.py")).read()})
+    solution = open(os.path.join(ROOT, "pause.py")).read()
+    solved = grade({"pause.py": solution})
     assert solved["score"] == len(want) and all(t["status"] == "passed" for t in solved["tests"])
     cheat = "def test_lm_targets_on_random_windows():\n    pass\n"
     stub = grade({"repo/pause.py": (tmp_path / "A2" / "pause.py").read_text(), "repo/tests/test_pause.py": cheat})
     assert stub["score"] == 0 and all("NotImplementedError: A2" in t["output"] for t in stub["tests"])
     assert "graded repo/pause.py as pause.py" in stub["output"]
+
+
+MINI_TESTS = """import pytest
+
+import mod
+
+
+@pytest.mark.a2
+def test_one():
+    assert mod.one() == 1
+
+
+@pytest.mark.a2
+def test_two():
+    assert mod.two() == 2
+
+
+@pytest.mark.a2
+def test_three():
+    assert mod.three() == 3
+"""
+MINI_SOLUTION = "def one():\n    return 1\n\n\ndef two():\n    return 2\n\n\ndef three():\n    return 3\n"
+
+
+@pytest.fixture
+def mini_autograder(tmp_path):
+    """grade.py's source folder for a handout of three graded tests (marker a2) of one submitted file,
+    mod.py: the grading as on Gradescope, without torch to import, so each grading takes a second."""
+    import autograder
+    source = tmp_path / "source"
+    (source / "handout" / "tests").mkdir(parents=True)
+    (source / "handout" / "pytest.ini").write_text("[pytest]\ntestpaths = tests\npythonpath = .\nmarkers =\n    a2: graded\n")
+    (source / "handout" / "mod.py").write_text("def one():\n    raise NotImplementedError\n")
+    (source / "handout" / "tests" / "test_mod.py").write_text(MINI_TESTS)
+    (source / "autograder.json").write_text(json.dumps({"graded": ["A2"], "files": ["mod.py"]}))
+    (source / "grade_seed").write_text("7\n")
+
+    def grade(submission, timeout=60, test_timeout=1):
+        folder = tmp_path / f"submission{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "mod.py").write_text(submission)
+        results = autograder.grade(str(source), str(folder), timeout, test_timeout)
+        assert [t["name"] for t in results["tests"]] == [f"A2: tests/test_mod.py::test_{n}" for n in ("one", "two", "three")]
+        return {t["name"].split("::test_")[1]: (t["score"], t["output"]) for t in results["tests"]}, results
+    return grade
+
+
+def test_autograder_gives_each_test_a_time_limit_and_the_others_keep_their_points(mini_autograder):
+    """A function that loops forever: its test scores 0 and says it timed out, the others keep their
+    points. One that catches the timeout and loops on is stopped from outside a few seconds later, and
+    the tests after it still run. The grading ends within its limits."""
+    import time
+    from autograder import GRACE
+    t = time.time()
+    scores, results = mini_autograder(MINI_SOLUTION.replace("    return 2\n", "    while True:\n        pass\n"))
+    assert scores["one"] == (1.0, "") and scores["three"] == (1.0, "")
+    assert scores["two"][0] == 0 and "timed out: the test ran past its limit of 1 s" in scores["two"][1]
+    assert results["score"] == 2 and "1 test(s) timed out (each may take 1 s) and scored 0" in results["output"]
+    stubborn = ("    import time\n    while True:\n        try:\n            time.sleep(0.1)\n"
+                "        except BaseException:\n            pass\n")
+    t = time.time()
+    scores, results = mini_autograder(MINI_SOLUTION.replace("    return 2\n", stubborn))
+    assert scores["one"] == (1.0, "") and scores["three"] == (1.0, "")  # three: run again after two was stopped
+    assert scores["two"] == (0.0, f"timed out: still running {1 + GRACE} s after it started (its limit is 1 s), "
+                                  "so it was stopped")
+    assert time.time() - t < 2 * 60  # within the two gradings' overall limits (60 s each; seconds unloaded)
+
+
+def test_autograder_keeps_within_its_overall_limit_and_scores_what_it_left_unrun(mini_autograder):
+    """A test that hangs past the grading's overall limit is stopped there; the tests it leaves unrun
+    score 0 and say why."""
+    import time
+    stubborn = ("    import time\n    while True:\n        try:\n            time.sleep(0.1)\n"
+                "        except BaseException:\n            pass\n")
+    t = time.time()
+    scores, results = mini_autograder(MINI_SOLUTION.replace("    return 2\n", stubborn), timeout=10, test_timeout=60)
+    assert time.time() - t < 10 + 2
+    overall = "the grading reached its overall time limit"
+    assert scores["two"][0] == 0 and scores["two"][1] in (f"timed out: {overall} during this test",
+                                                          f"did not run: {overall} before this test ran")
+    assert scores["three"] == (0.0, f"did not run: {overall} before this test ran")
+    assert scores["one"] == (1.0, "") or scores["two"][1].startswith("did not run")  # on a machine too slow to reach it
+
+
+def test_autograder_scores_skipped_and_unimportable_submissions_zero(mini_autograder):
+    """A graded test the submission skips scores 0 (a graded test must run); a submission that does not
+    import scores 0 on every test, each saying it did not run and why."""
+    scores, _ = mini_autograder(MINI_SOLUTION.replace("    return 1\n", "    import pytest\n    pytest.skip('not today')\n"))
+    assert scores["one"][0] == 0 and scores["one"][1].startswith("skipped, so it scores 0") and "not today" in scores["one"][1]
+    assert scores["two"] == (1.0, "") and scores["three"] == (1.0, "")
+    scores, results = mini_autograder(MINI_SOLUTION.replace("def two():", "def two(:"))
+    assert results["score"] == 0
+    assert all(out.startswith("did not run: ") and "SyntaxError" in out for _, out in scores.values())
+
+
+def test_autograder_always_writes_results_json(tmp_path, monkeypatch):
+    """Written before grading starts (a grading killed from outside leaves a reason, not nothing), and
+    rewritten when the autograder itself fails."""
+    import autograder
+    out = tmp_path / "results" / "results.json"
+
+    def killed(*args):
+        assert json.loads(out.read_text())["output"] == "the autograder did not finish"
+        raise KeyboardInterrupt
+    monkeypatch.setattr(autograder, "grade", killed)
+    with pytest.raises(KeyboardInterrupt):
+        autograder.main(["--submission", str(tmp_path), "--results", str(out)])
+    assert json.loads(out.read_text()) == {"score": 0.0, "output": "the autograder did not finish", "tests": []}
+    monkeypatch.undo()
+    assert autograder.main(["--source", str(tmp_path / "nothing"), "--submission", str(tmp_path), "--results", str(out)]) == 0
+    assert json.loads(out.read_text())["output"].startswith("the autograder failed: FileNotFoundError")
 
 
 def test_full_check_records_and_checks_single_and_course_handouts(tmp_path, monkeypatch):

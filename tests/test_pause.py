@@ -419,6 +419,24 @@ def test_generate_stops_only_when_every_row_has_ended():
     assert answer(model, [[1], [5]], 0, PAUSE, EOT, max_new_tokens=10) == [[2], [6, 7, 8, 9]]  # no end token
 
 
+def pause_first_rule(ctx):
+    """A scripted model that would rather pause after anything: its first choice is the pause, its
+    second a token set by the context's length; the end token once the context holds 12 ids."""
+    return EOT if len(ctx) >= 12 else [PAUSE, len(ctx) % 10]
+
+
+@pytest.mark.a4
+def test_answer_bans_the_pause_while_decoding_not_afterwards():
+    """A banned pause is never chosen, so the model's second choice is its answer, step after step. Letting
+    the model pick pauses and dropping them from the answer afterwards is another model's answer: here it
+    would be nothing at all (the model pauses until its context is full)."""
+    model = Scripted(pause_first_rule)
+    assert model.generate(torch.tensor([[1, 2, 3] + [PAUSE] * 3]), 3)[0, 6:].tolist() == [PAUSE] * 3  # unbanned
+    assert answer(model, [[1, 2, 3]], 3, PAUSE, EOT, max_new_tokens=8) == [[6, 7, 8, 9, 0, 1]]
+    assert answer(model, [[1, 2, 3, 4, 5], [1]], 0, PAUSE, EOT, max_new_tokens=8) == [[5, 6, 7, 8, 9, 0, 1],
+                                                                                    [1, 2, 3, 4, 5, 6, 7, 8]]
+
+
 @pytest.mark.a4
 def test_answer_never_produces_padding_ids_of_the_full_vocab():
     vocab = Vocab(None)
@@ -564,3 +582,42 @@ def test_greedy_decoding_outside_the_fast_path_never_emits_a_banned_id():
     assert not (out == P).any() and not (out == padding).any()
     got = answer(script, [[1, 2]], 2, P, vocab.eot_id, max_new_tokens=3, ban_ids=vocab.unused_ids)[0]
     assert len(got) == 3 and P not in got and padding not in got  # after the pauses: the pause, then padding
+
+
+@pytest.mark.parametrize("int8", [True, False])
+def test_cpu_fast_decoding_never_emits_a_banned_id(int8, monkeypatch):
+    """The scorers decode through decode.fast on a CPU: a Decoder with its own argmax (the int8 head,
+    rescored in float32, or the float32 head). A real full-vocab GPT whose head puts the pause first and
+    every padding row of the vocab next, far above any token: pause.answer through it never gives the
+    pause, and train.accuracy never produces a padding id (nor the pause) in any answer it scores."""
+    import decode
+    import train
+    monkeypatch.setattr(decode, "Decoder", lambda model, real=decode.Decoder: real(model, int8=int8))
+    vocab = Vocab(None)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=32, vocab_size=vocab.size, n_layer=1, n_head=2, n_embd=32)).eval()
+    with torch.no_grad():  # the final hidden state is c at every position; the banned rows point along c
+        c = torch.ones_like(model.transformer.ln_f.bias)
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(c)
+        model.lm_head.weight[list(vocab.unused_ids)] = 5 * c
+        model.lm_head.weight[vocab.pause_id] = 10 * c
+    dec = decode.decoder(model)
+    assert dec is not None and (dec.q8 is not None) == int8  # the fast path, with the head asked for
+    idx = torch.tensor([vocab.encode("1 2 3 =").tolist() + [vocab.pause_id] * 2])
+    assert model.generate(idx, 3)[0, -3:].tolist() == [vocab.pause_id] * 3  # unbanned: only pauses
+    assert model.generate(idx, 3, ban_ids=(vocab.pause_id,))[0, -1] in vocab.unused_ids  # then padding
+    got = answer(decode.fast(model), [idx[0, :-2].tolist()] * 2, 2, vocab.pause_id, vocab.eot_id, max_new_tokens=4,
+                 ban_ids=vocab.unused_ids)
+    assert len(got) == 2 and all(len(a) == 4 and vocab.pause_id not in a and not set(a) & set(vocab.unused_ids)
+                                 for a in got)
+    scored = []
+
+    def answer_and_keep(*args, **kwargs):  # the answers train.accuracy scores
+        scored.extend(answer(*args, **kwargs))
+        return scored[-len(args[1]):]
+    monkeypatch.setattr(train, "answer", answer_and_keep)
+    pairs = [("1 2 3 =", " 1"), ("4 5 6 =", " 0"), ("7 8 9 =", " 1")]
+    assert train.accuracy(model, vocab, pairs, 2) == 0.0  # a padding id would make decode() raise KeyError
+    assert len(scored) == 3 and all(a and vocab.pause_id not in a and not set(a) & set(vocab.unused_ids)
+                                    for a in scored)

@@ -26,6 +26,20 @@ def test_a_probe_recovers_a_planted_linear_feature_and_not_shuffled_labels():
     assert abs(probe.probe_accuracy(x[tr], xor[tr], x[va], xor[va]) - 0.5) < 0.05
 
 
+def test_a_label_independent_of_the_input_scores_the_majority_share_on_the_validation_draw():
+    """A probe is fitted on the train draw and scored on the validation draw, so a label that has nothing
+    to do with the input (a coin, 70% ones) scores about its most common value's share, even with as many
+    features as this: fitted where it is scored, it would memorize its way above that."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 64))
+    coin = (rng.random(600) < 0.7).astype(int)
+    tr, va = slice(0, 300), slice(300, 600)
+    majority = np.max(np.bincount(coin[va])) / 300
+    # at most that share (overfitting its 300 train points, a probe this wide scores a little below it);
+    # fitted on the validation draw itself it scores 0.79 here, against a share of 0.71
+    assert majority - 0.1 <= probe.probe_accuracy(x[tr], coin[tr], x[va], coin[va]) <= majority + 0.03
+
+
 def test_attention_weights_are_the_models_own_and_the_readout_is_its_logits():
     model = tiny(3, n_layer=2, n_head=2)
     idx = torch.randint(0, 11, (5, 9))
@@ -41,6 +55,26 @@ def test_attention_weights_are_the_models_own_and_the_readout_is_its_logits():
         assert (attns[layer].triu(1) == 0).all()  # causal: no weight on a later position
     torch.testing.assert_close(logits[:, -1], model(idx)[0][:, -1])
     torch.testing.assert_close(model.transformer.ln_f(states[-1]), model.hidden(idx))
+
+
+def test_the_readout_is_kept_batch_by_batch_without_the_logits(monkeypatch):
+    """look() keeps what the report reads, batch by batch: the same top token at every position, the same
+    answer-position attention and residual streams as one trace of every prompt at once, and never the
+    (N, T, V) logits (a GPT-2 vocab's would be about 17 GB at the defaults)."""
+    model = tiny(4, n_layer=2, n_head=2)
+    idx = torch.randint(0, 11, (7, 9))
+    states, attns, logits = probe.trace(model, idx)  # what the report read before: every prompt at once
+    chunks, real = [], probe.trace
+    monkeypatch.setattr(probe, "trace", lambda m, chunk: chunks.append(chunk.size(0)) or real(m, chunk))
+    kept_states, kept_attention, top = probe.look(model, idx, budget=3 * 9 * 13)  # 3 prompts' logits at a time
+    assert chunks == [3, 3, 1]
+    assert top.shape == (7, 9) and kept_attention.shape == (2, 7, 2, 9) and kept_states.shape == (3, 7, 9, 16)
+    assert torch.equal(top, logits.argmax(-1))
+    torch.testing.assert_close(kept_attention, attns[:, :, :, -1, :])
+    torch.testing.assert_close(kept_states, states)
+    chunks.clear()
+    probe.look(tiny(5, vocab_size=50304, n_layer=1), idx[:, :4], budget=2**20)  # a full vocab: 5 prompts a batch
+    assert chunks == [5, 2]
 
 
 def test_probe_report_of_a_finetuned_model(tmp_path, capsys):

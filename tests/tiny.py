@@ -26,7 +26,9 @@ def all_logits(model, idx):
 class Scripted(GPT):
     """A GPT whose next token is rule(context as a list of ids), computed in integers: tests of decoding
     store its exact outputs, the same on every machine, without a reference implementation beside them.
-    With a cache it sees only the new ids, so it keeps the context it was given in the cache."""
+    rule may also return a list of ids, most likely first (logits n, n-1, ..., 1; every other id 0), so a
+    test can say what the model picks when its first choice is banned. With a cache it sees only the new
+    ids, so it keeps the context it was given in the cache."""
 
     def __init__(self, rule, vocab_size=V):
         super().__init__(GPTConfig(block_size=32, vocab_size=vocab_size, n_layer=1, n_head=1, n_embd=8))
@@ -38,7 +40,10 @@ class Scripted(GPT):
             cache.seen = idx if cache.pos == idx.size(1) else torch.cat([cache.seen, idx], 1)
             idx = cache.seen
         logits = torch.zeros(idx.size(0), 1, self.config.vocab_size)
-        logits[torch.arange(idx.size(0)), 0, [self.rule(row) for row in idx.tolist()]] = 1.0
+        for b, row in enumerate(idx.tolist()):
+            choices = self.rule(row)
+            choices = list(choices) if isinstance(choices, (list, tuple)) else [choices]
+            logits[b, 0, choices] = torch.arange(len(choices), 0, -1, dtype=torch.float)
         return logits, None
 
 
