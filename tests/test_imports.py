@@ -7,7 +7,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ORDER = ["common", "model", "decode", "pause", "downstream", "tasks", "data", "prepare", "train", "report", "eval", "study", "probe",
+ORDER = ["common", "model", "decode", "pause", "downstream", "tasks", "data", "prepare", "train", "report", "eval", "study", "probe", "export",
          "bench.shared", "bench.repro", "bench.speed", "bench.head", "bench.gpu"]
 
 
