@@ -257,3 +257,24 @@ def test_command_writes_table_and_json_beside_the_checkpoint(tmp_path, local, ca
     saved = json.loads(stem.with_suffix(".json").read_text())
     assert saved["M_inf"] == 2 and "acc_norm,none" in saved["lm_eval"]["results"]["piqa_nanopause"]
     assert "piqa_nanopause" in stem.with_suffix(".md").read_text() and "acc_norm" in capsys.readouterr().out
+
+
+def test_is_greedy_means_what_generation_would_produce(tmp_path):
+    """lm-eval's loglikelihood also asks whether the continuation is the greedy one (LAMBADA's accuracy):
+    it must be exactly what pause.answer generates after the same pauses, where the pause and the padding
+    rows are never produced, even when one of them has the highest logit (row 50300 here)."""
+    from pause import answer
+    model = tiny_full_model(seed=8)
+    prompt = list(VOCAB.encode("He opened the door and saw his old"))
+    with torch.no_grad():
+        x = torch.tensor([prompt + [PAUSE_ID] * 3])
+        first = model(x, torch.zeros_like(x))[0][0, -1, :PAUSE_ID].argmax()
+        model.transformer.wte.weight[50300] = 1.5 * model.transformer.wte.weight[first]
+    lm = harness.NanopauseLM(model=model, vocab=VOCAB, n_pause=3)
+    greedy = answer(model, [prompt], 3, PAUSE_ID, EOT_ID, max_new_tokens=3, ban_ids=VOCAB.unused_ids)[0]
+    assert len(greedy) == 3 and greedy[0] == first.item()
+    other = greedy[:2] + [(greedy[2] + 1) % PAUSE_ID]
+    (lp_g, is_g), (lp_o, is_o) = lm._score([(prompt, greedy), (prompt, other)], 3)
+    assert is_g and not is_o
+    want = d.choice_logprob(model, prompt, greedy, 3, PAUSE_ID, EOT_ID)
+    assert lp_g == pytest.approx(want, abs=1e-4)
