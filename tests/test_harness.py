@@ -278,3 +278,12 @@ def test_is_greedy_means_what_generation_would_produce(tmp_path):
     assert is_g and not is_o
     want = d.choice_logprob(model, prompt, greedy, 3, PAUSE_ID, EOT_ID)
     assert lp_g == pytest.approx(want, abs=1e-4)
+
+
+def test_space_at_the_end_of_a_context_joins_the_continuation(lm):
+    """A task may write "Answer: " + "7": scored as "Answer:" + " 7", as the prompt reads, since GPT-2's
+    BPE has " 7" as one token and the model was finetuned on that split (lm-eval's convention)."""
+    from lm_eval.api.instance import Instance
+    reqs = [Instance("loglikelihood", {}, args, 0) for args in [("Answer: ", "7"), ("Answer:", " 7")]]
+    (a, _), (b, _) = lm.loglikelihood(reqs)
+    assert a == b
