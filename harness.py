@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from common import CheckpointError, ConfigError, commit, parse_config, pick_device, run_cli, write_results
-from data import PAUSE_ID
 from decode import fast
 from downstream import fit_prefix
 from pause import answer, format_example
