@@ -8,7 +8,8 @@ GPT-2's architecture (config.json, GPT2LMHeadModel), safetensors weights, and a 
 
 A tiny one on a CPU, in seconds:
 
-  python train.py --vocab=full --n_layer=1 --n_head=2 --n_embd=16 --max_iters=20 --out_dir=out/tiny_full
+  python train.py --vocab=full --n_layer=1 --n_head=2 --n_embd=16 --block_size=32 --batch_size=4 --eval_iters=2 \
+      --max_iters=20 --out_dir=out/tiny_full
   python export.py --ckpt=out/tiny_full/ckpt.pt --out=hf/tiny_full
 
 What the folder holds, and the choices behind it:

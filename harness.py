@@ -198,7 +198,7 @@ def evaluate(lm, tasks, manager, num_fewshot=None, limit=None, gen_kwargs=None):
         raise ConfigError(f"lm-eval knows no task {', '.join(map(repr, unknown))} (with include_path, "
                           "give the folder of its YAML)")
     return lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, num_fewshot=num_fewshot,
-                                   limit=limit, gen_kwargs=gen_kwargs or None, bootstrap_iters=0,
+                                   limit=limit, gen_kwargs=gen_kwargs or None,
                                    log_samples=True)
 
 
