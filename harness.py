@@ -11,7 +11,8 @@ given as --include_path, with `dataset_path: json` and `dataset_kwargs: {data_fi
 
 What the model (NanopauseLM, registered as "nanopause") does with lm-eval's three kinds of request,
 each as nanopause does it itself:
-  loglikelihood          context + M_inf pauses + continuation; the continuation's log-probability
+  loglikelihood          context + M_inf pauses + continuation (pauses before the context if the
+                         checkpoint was finetuned with placement="prepend"); the continuation's log-probability
                          summed over its tokens (pause.choice_logprob), and whether each of its tokens
                          is the greedy one (a pause or a padding row is never greedy: never generated)
   loglikelihood_rolling  perplexity of a text: no pauses (nothing is answered), lm-eval's rolling
@@ -60,17 +61,22 @@ class HarnessConfig:
 
 @register_model("nanopause")
 class NanopauseLM(LM):
-    """lm-eval's LM for a nanopause GPT with the full vocab: pass ckpt (a path), or model and vocab."""
+    """lm-eval's LM for a nanopause GPT with the full vocab: pass ckpt (a path), or model and vocab. M_inf is
+    n_pause; by default (-1) the checkpoint's own n_pause, its pauses placed as in its finetuning."""
 
-    def __init__(self, ckpt=None, n_pause=0, batch_size=16, device="cpu", model=None, vocab=None):
+    def __init__(self, ckpt=None, n_pause=-1, batch_size=16, device="cpu", model=None, vocab=None, placement=None):
         super().__init__()
+        saved = {}
         if model is None:
-            model, vocab, _ = load_checkpoint(ckpt, device)
+            model, vocab, saved = load_checkpoint(ckpt, device)
+        finetuned = saved.get("config", {})  # n_pause=-1 and placement=None: as the checkpoint was finetuned
         if vocab.table is not None:
             raise CheckpointError(f"{ckpt or 'the model'} has a compact vocab (an embedded task's): lm-eval's "
                                   "tasks are English text, which needs the full vocab (--vocab=full)")
         self.model, self.vocab = model.eval(), vocab
-        self.n_pause, self.batch_size = int(n_pause), int(batch_size)
+        self.n_pause = int(n_pause) if int(n_pause) >= 0 else int(finetuned.get("n_pause", 0))
+        self.placement = placement or finetuned.get("placement", "append")  # pauses after or before the prompt
+        self.batch_size = int(batch_size)
         self.block = model.config.block_size
         self.banned = [vocab.pause_id, *vocab.unused_ids]  # never generated, so never "greedy" either
         self._device = next(model.parameters()).device
@@ -125,7 +131,7 @@ class NanopauseLM(LM):
             groups.setdefault(max_new, []).append((i, prompt, until))
         for max_new, items in groups.items():
             answers = answer(fast(self.model), [p for _, p, _ in items], self.n_pause, self.vocab.pause_id,
-                             self.vocab.eot_id, max_new, ban_ids=self.vocab.unused_ids)
+                             self.vocab.eot_id, max_new, placement=self.placement, ban_ids=self.vocab.unused_ids)
             for (i, _, until), ids in zip(items, answers):
                 text = self.vocab.decode(ids)
                 for stop in until:  # the answer ends before the first stop sequence, which is not part of it
@@ -154,7 +160,8 @@ class NanopauseLM(LM):
                     raise ConfigError(f"a continuation of {len(cont)} tokens and {n_pause} pauses do not fit "
                                       f"block_size {self.block}")
                 ctx = fit_prefix(ctx, self.block - n_pause - len(cont))
-            x, y = format_example(np.asarray(ctx), np.asarray(cont), n_pause, self.vocab.pause_id, self.vocab.eot_id)
+            x, y = format_example(np.asarray(ctx), np.asarray(cont), n_pause, self.vocab.pause_id, self.vocab.eot_id,
+                                  self.placement)
             rows.append((x[:-1], y[:-1]))  # the last position predicts the end token: not the continuation's
         out = [(0.0, True)] * len(pairs)
         order = sorted((i for i, r in enumerate(rows) if r is not None), key=lambda i: -len(rows[i][0]))
@@ -211,12 +218,10 @@ def run(cfg):
         from lm_eval.utils import make_table
     except ImportError:
         raise ConfigError("the harness needs the optional packages: pip install -r requirements-hf.txt") from None
-    model, vocab, ckpt = load_checkpoint(cfg.ckpt, pick_device(cfg.device))
-    n_pause = cfg.n_pause if cfg.n_pause >= 0 else int(ckpt["config"].get("n_pause", 0))
-    if n_pause + 1 >= model.config.block_size:
-        raise ConfigError(f"{n_pause} pauses leave no room for a prompt and an answer in block_size "
-                          f"{model.config.block_size}")
-    lm = NanopauseLM(model=model, vocab=vocab, n_pause=n_pause, batch_size=cfg.batch_size, ckpt=cfg.ckpt)
+    lm = NanopauseLM(ckpt=cfg.ckpt, n_pause=cfg.n_pause, batch_size=cfg.batch_size, device=pick_device(cfg.device))
+    n_pause = lm.n_pause
+    if n_pause + 1 >= lm.block:
+        raise ConfigError(f"{n_pause} pauses leave no room for a prompt and an answer in block_size {lm.block}")
     results = evaluate(lm, tasks, task_manager(cfg), None if cfg.num_fewshot < 0 else cfg.num_fewshot,
                        cfg.limit or None, cfg.gen_kwargs)
     table = make_table(results) + ("\n" + make_table(results, "groups") if results.get("groups") else "")

@@ -118,7 +118,7 @@ MUTANTS = [
     ("export.py", "split_special_tokens=True)", "split_special_tokens=False)", "exported tokenizer turns the text <|pause|> into the pause"),
     ("model.py", 'gelu_approx="none" if hf.get("activation_function") == "gelu" else "tanh"))', 'gelu_approx="tanh"))', "from_pretrained reads exact GELU as tanh"),
     ("harness.py", "out = self._score(pairs, self.n_pause)", "out = self._score(pairs, 0)", "harness likelihoods without pauses"),
-    ("harness.py", "self.vocab.eot_id, max_new, ban_ids=self.vocab.unused_ids)", "self.vocab.eot_id, max_new)", "harness may generate a padding row"),
+    ("harness.py", "self.vocab.eot_id, max_new, placement=self.placement, ban_ids=self.vocab.unused_ids)", "self.vocab.eot_id, max_new, placement=self.placement)", "harness may generate a padding row"),
     ("harness.py", "                        text = text.split(stop)[0]", "                        pass", "harness ignores stop sequences"),
     ("harness.py", '            logits[:, self.banned] = -float("inf")', "            pass", "is_greedy counts a banned id"),
 ]

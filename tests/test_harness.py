@@ -287,3 +287,16 @@ def test_space_at_the_end_of_a_context_joins_the_continuation(lm):
     reqs = [Instance("loglikelihood", {}, args, 0) for args in [("Answer: ", "7"), ("Answer:", " 7")]]
     (a, _), (b, _) = lm.loglikelihood(reqs)
     assert a == b
+
+
+def test_pauses_go_where_the_checkpoint_put_them_in_finetuning(tmp_path):
+    """A checkpoint finetuned with placement="prepend" is scored with its pauses before the context, as
+    downstream.py scores it (choice_logprob with the same placement)."""
+    model = tiny_full_model(seed=9)
+    lm = harness.NanopauseLM(ckpt=save_full(model, tmp_path / "ckpt.pt", placement="prepend", n_pause=3))
+    assert (lm.n_pause, lm.placement) == (3, "prepend")  # M_inf and placement: the checkpoint's own
+    prompt, cont = list(VOCAB.encode("Goal: open a jar\nSolution:")), list(VOCAB.encode(" twist the lid"))
+    [(got, _)] = lm._score([(prompt, cont)], 3)
+    want = d.choice_logprob(model, prompt, cont, 3, PAUSE_ID, EOT_ID, placement="prepend")
+    assert got == pytest.approx(want, abs=1e-4)
+    assert abs(got - d.choice_logprob(model, prompt, cont, 3, PAUSE_ID, EOT_ID)) > 1e-3
