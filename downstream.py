@@ -244,7 +244,9 @@ def rank_accuracy(model, vocab, examples, m_inf, filler="pause", placement="appe
         prefix = fit_prefix(vocab.encode(e["prefix"]), model.config.block_size - m_inf - max(map(len, choices)))
         scores = np.array([choice_logprob(model, prefix, c, m_inf, fill, vocab.eot_id, placement) for c in choices])
         raw.append(int(np.argmax(scores)) == e["label"])
-        norm.append(int(np.argmax(scores / np.array([len(c) for c in e["choices"]]))) == e["label"])
+        # per character of the choice itself: the space the loaders put before it joins it to the prompt
+        # (lm-eval's target_delimiter) and is not counted, as lm-eval's acc_norm does not count it
+        norm.append(int(np.argmax(scores / np.array([len(c.removeprefix(" ")) for c in e["choices"]]))) == e["label"])
     return float(np.mean(raw)), float(np.mean(norm))
 
 

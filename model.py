@@ -192,8 +192,10 @@ class GPT(nn.Module):
                                         "that would download it is not installed") from None
             hub = GPT2LMHeadModel.from_pretrained(path)
             hf, sd = hub.config.to_dict(), hub.state_dict()
+        # "gelu" is exact GELU (export.py writes it for gelu_approx="none"); GPT-2's own "gelu_new" is tanh
         model = cls(GPTConfig(block_size=hf["n_positions"], vocab_size=vocab_size, n_layer=hf["n_layer"],
-                              n_head=hf["n_head"], n_embd=hf["n_embd"], bias=True, gelu_approx="tanh"))
+                              n_head=hf["n_head"], n_embd=hf["n_embd"], bias=True,
+                              gelu_approx="none" if hf.get("activation_function") == "gelu" else "tanh"))
         ours = model.state_dict()  # tensors that share storage with the parameters
         conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
         with torch.no_grad():

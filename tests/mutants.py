@@ -72,6 +72,8 @@ MUTANTS = [
     ("train.py", "block = model.config.block_size  # a checkpoint's own block_size wins over cfg's", "block = cfg.block_size", "cfg block over checkpoint's"),
     ("downstream.py", "norm.append(int(np.argmax(scores / np.array([len(c) for c in e[\"choices\"]]))) == e[\"label\"])", "norm.append(int(np.argmax(scores)) == e[\"label\"])", "no length normalisation"),
     ("train.py", "return fingerprint(read_checkpoint(cfg.init_from)[\"model\"])", "return None", "fingerprint skipped"),
+    ("downstream.py", "norm.append(int(np.argmax(scores / np.array([len(c.removeprefix(\" \")) for c in e[\"choices\"]]))) == e[\"label\"])", "norm.append(int(np.argmax(scores)) == e[\"label\"])", "no length normalisation"),
+    ("eval.py", "return fingerprint(read_checkpoint(cfg.init_from)[\"model\"])", "return None", "fingerprint skipped"),
     ("model.py", "if key.endswith((\".attn.bias\", \".attn.masked_bias\")) or key == \"lm_head.weight\":", "if key.endswith((\"attn.bias\", \".attn.masked_bias\")) or key == \"lm_head.weight\":", "skips c_attn.bias"),
     ("decode.py", "near = approx >= top.float() - 2 * self.bound", "near = approx >= top.float() - 0 * self.bound", "int8 argmax rescores only its own best"),
     ("decode.py", "if int(near.sum()) == h.size(0):", "if int(near.sum()) >= h.size(0):", "int8 argmax skips the rescoring of near-ties"),
@@ -103,7 +105,8 @@ MUTANTS = [
     ("model.py", "return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)", "return torch.multinomial(F.softmax(logits, dim=-1), 1)", "sampling ignores its generator"),
     ("decode.py", "near = approx >= top.float() - 2 * self.bound * h.norm(dim=1, keepdim=True)", "near = approx >= top.float() - 1 * self.bound * h.norm(dim=1, keepdim=True)", "int8 argmax window of one bound"),
     ("downstream.py", "return float(prediction.strip() == answers[0])", "return float(prediction.strip().split(\" \")[0] == answers[0])", "lambada scores the first word only"),
-    ("downstream.py", "norm.append(int(np.argmax(scores / np.array([len(c) for c in e[\"choices\"]]))) == e[\"label\"])", "norm.append(int(np.argmax(scores / np.array([len(c) for c in choices]))) == e[\"label\"])", "length normalisation per token"),
+    ("downstream.py", "norm.append(int(np.argmax(scores / np.array([len(c.removeprefix(\" \")) for c in e[\"choices\"]]))) == e[\"label\"])", "norm.append(int(np.argmax(scores / np.array([len(c) for c in choices]))) == e[\"label\"])", "length normalisation per token"),
+    ("downstream.py", "[len(c.removeprefix(\" \")) for c in e[\"choices\"]]", "[len(c) for c in e[\"choices\"]]", "acc_norm counts the space before a choice"),
     ("downstream.py", "return prefix[-room:]", "return prefix[:room]", "long prompts cut at the end"),
     ("data.py", "pairs = [(downstream.fit_prefix(p, block_size - cfg.n_pause - len(t)), t) for p, t in pairs]", "pairs = [(p[:block_size - cfg.n_pause - len(t)], t) for p, t in pairs]", "long finetuning prompts cut at the end"),
     ("downstream.py", "prompts = [fit_prefix(p, room) for p in", "prompts = [p[:room] for p in", "long prompts cut at the end when answering"),
@@ -145,6 +148,16 @@ MUTANTS = [
     ("train.py", "scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones", "pass", "float16 clip sees the scaled gradients"),
     ("train.py", '            scaler.load_state_dict(resumed["scaler"])', "            pass", "resume drops the gradient scaler's state"),
     ("train.py", 'history = list(resumed.get("val_history", []))', "history = []", "resume drops the learning curve"),
+    # export.py and harness.py (caught where requirements-hf.txt is installed)
+    ("export.py", 'ACTIVATION = {"none": "gelu", "tanh": "gelu_new"}', 'ACTIVATION = {"none": "gelu_new", "tanh": "gelu_new"}', "exported exact GELU read as tanh"),
+    ("export.py", 'CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight",', 'CONV1D = ("attn.c_attn.weight",', "square attention projection exported untransposed"),
+    ("export.py", "suppress_tokens=list(range(PAUSE_ID, PADDED_VOCAB))", "suppress_tokens=[PAUSE_ID]", "transformers may generate a padding row"),
+    ("export.py", "split_special_tokens=True)", "split_special_tokens=False)", "exported tokenizer turns the text <|pause|> into the pause"),
+    ("model.py", 'gelu_approx="none" if hf.get("activation_function") == "gelu" else "tanh"))', 'gelu_approx="tanh"))', "from_pretrained reads exact GELU as tanh"),
+    ("harness.py", "out = self._score(pairs, self.n_pause)", "out = self._score(pairs, 0)", "harness likelihoods without pauses"),
+    ("harness.py", "self.vocab.eot_id, max_new, placement=self.placement, ban_ids=self.vocab.unused_ids)", "self.vocab.eot_id, max_new, placement=self.placement)", "harness may generate a padding row"),
+    ("harness.py", "                        text = text.split(stop)[0]", "                        pass", "harness ignores stop sequences"),
+    ("harness.py", '            logits[:, self.banned] = -float("inf")', "            pass", "is_greedy counts a banned id"),
 ]
 
 

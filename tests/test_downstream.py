@@ -238,3 +238,17 @@ def test_long_finetuning_prompts_lose_their_start_and_keep_the_question(tmp_path
         full = [vocab.encode(p) for p, _ in train_set]
         assert any(len(f) > len(prompt) and list(f[-len(prompt):]) == list(prompt) for f in full)  # its end
         assert vocab.decode(prompt).endswith("how many?\nAnswer:")
+
+
+def test_length_normalisation_does_not_count_the_space_before_a_choice(monkeypatch):
+    """acc_norm divides by the choice's own characters: the space the loaders put before each choice joins
+    it to the prompt (lm-eval's target_delimiter) and lm-eval does not count it. " x" scores -1.0 and " xy"
+    -1.9: per own character -1.0 < -0.95, so " xy" wins; counting the space, -0.5 > -0.633 would pick " x"."""
+    from data import Vocab
+    from model import GPT, GPTConfig
+    vocab = Vocab(None)
+    model = GPT(GPTConfig(block_size=64, vocab_size=vocab.size, n_layer=1, n_head=1, n_embd=8)).eval()
+    fixed = {" x": -1.0, " xy": -1.9}
+    monkeypatch.setattr(d, "choice_logprob", lambda m, p, c, *a: fixed[vocab.decode(c)])
+    examples = [{"prefix": "Q", "choices": [" x", " xy"], "label": 1}]
+    assert d.rank_accuracy(model, vocab, examples, 0) == (0.0, 1.0)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ORDER = ["common", "model", "decode", "pause", "downstream", "tasks", "data", "prepare", "train", "report", "eval", "study", "probe",
+ORDER = ["common", "model", "decode", "pause", "downstream", "tasks", "data", "prepare", "train", "report", "eval", "study", "probe", "export", "harness",
          "bench.shared", "bench.repro", "bench.speed", "bench.head", "bench.gpu"]
 
 
@@ -32,3 +32,15 @@ def test_every_python_file_of_the_project_is_in_the_order():
 def test_imports_run_one_way(name):
     later = {m for m in project_imports(name) if ORDER.index(m) >= ORDER.index(name)}
     assert not later, f"{name} imports {sorted(later)}, which come after it"
+
+
+def test_the_core_path_never_imports_the_optional_packages():
+    """transformers and lm-eval (requirements-hf.txt) are for export.py and harness.py only: training,
+    evaluation and the course kit import neither, so they run where only requirements.txt is installed."""
+    import subprocess
+    import sys
+    code = ("import sys, train, eval, study, probe, report, course.autograder\n"
+            "print(sorted(m for m in ('transformers', 'lm_eval', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
