@@ -84,9 +84,12 @@ def plot_flops(rows, path):
         serial = r.get("sequential", 1) > 1.5
         ax.errorbar(r["flops_ratio"], 100 * r["accuracy"], yerr=100 * (r["std"] or 0), capsize=3, marker="o",
                     mfc="none" if serial else None, label=r["variant"] + (f" ({r['sequential']:.0f} sequential passes)" if serial else ""))
+    refs = {}  # one dashed line per value: references that score the same share a line and a label
     for r in [r for r in rows if r.get("reference")]:
-        ax.axhline(100 * r["accuracy"], ls="--", lw=1, color="gray")
-        ax.annotate(r["variant"], (ax.get_xlim()[0], 100 * r["accuracy"]), fontsize=7, color="gray", va="bottom")
+        refs.setdefault(round(100 * r["accuracy"], 1), []).append(r["variant"])
+    for acc, names in refs.items():
+        ax.axhline(acc, ls="--", lw=1, color="gray")
+        ax.annotate(" = ".join(names), (ax.get_xlim()[0], acc), fontsize=7, color="gray", va="bottom")
     ax.set_xlabel("inference FLOPs per answer (x the baseline's)")
     ax.set_ylabel("test exact match (%)")
     ax.legend(fontsize=7)
