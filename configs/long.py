@@ -1,5 +1,5 @@
 # Three times the default's finetuning (9,000 steps of 64) on 60,000 distinct training prompts, for the arms
-# within 5 points of the best at the default's 3,000 steps (eval.py --variants=StdPT_HintFT,StdPT_CoTFT):
+# within 5 points of the best at the default's 3,000 steps (eval.py --variants=StdPT_HintFT,StdPT_CoTFT --seeds=2):
 # which learns faster, and which ends higher. The no-pause baseline's long curve is configs/converge.py's.
 task = "keyparity"
 n_train = 60000
