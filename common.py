@@ -351,8 +351,17 @@ def machine():
     return {**info, "env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
             "cores": os.cpu_count(), "threads": torch.get_num_threads(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "gpu": gpu_name(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def gpu_name():
+    """The first GPU's name, or None: also where torch.cuda.is_available() says yes but no driver answers
+    (a stand-in for a GPU in the tests, a broken install), so a stamp never stops a run."""
+    try:
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except (RuntimeError, AssertionError):
+        return None
 
 
 def commit():

@@ -195,9 +195,9 @@ def format_cot(prefix, steps, target, eot_id):
     model reads back what it wrote (sequential), where a hinted pause slot only computes it (parallel).
     Returns (x, y) as format_example: -1 on every position that predicts a prompt token."""
     seq = np.concatenate([prefix, steps, target, [eot_id]]).astype(np.int64)
-    x, y = seq[:-1], seq[1:].copy()
-    y[: len(prefix) - 1] = -1
-    return x, y
+    y = seq[1:].copy()
+    y[: len(prefix) - 1] = -1  # the prompt's own tokens are inputs only
+    return seq[:-1], y
 
 
 def answer_cot(model, prompts, n_steps, pause_id, eot_id, max_new_tokens=8, **kw):

@@ -118,7 +118,7 @@ MUTANTS = [
     ("model.py", "x = block(x, cache, loop * self.config.n_layer + i)", "x = block(x, cache, i)", "loops share one cache entry per layer"),
     ("decode.py", "if large and model.config.n_loop == 1:", "if large:", "fast decoder runs a looped model once"),
     ("model.py", "4 * c.n_embd * T * (T + 1) / 2", "4 * c.n_embd * T * T / 2", "FLOPs count half the attention diagonal"),
-    ("pause.py", "    y[: len(prefix) - 1] = -1\n    return x, y", "    y[: len(prefix)] = -1\n    return x, y", "first chain-of-thought step unsupervised"),
+    ("pause.py", "y[: len(prefix) - 1] = -1  # the prompt's own tokens are inputs only", "y[: len(prefix)] = -1", "first chain-of-thought step unsupervised"),
     ("pause.py", "return [o[n:] for o, n in zip(outs, n_steps)]", "return [o[n - 1:] for o, n in zip(outs, n_steps)]", "chain-of-thought answer read one step early"),
     ("pause.py", "return np.concatenate([prefix, prefix])", "return np.asarray(prefix)", "prompt not repeated"),
     ("data.py", 'fill_id=vocab.dot_id if cfg.filler == "dot" else None, steps=hints if cfg.cot else None)', "fill_id=None, steps=hints if cfg.cot else None)", "trained filler trains on pauses"),

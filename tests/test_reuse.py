@@ -174,7 +174,8 @@ def test_learning_curve_scores_a_run_as_it_was_finetuned_and_without_pauses(monk
     model = torch.nn.Linear(1, 1)
     point = train.evaluate(model, [], [("1 =", " 0")], data.task_vocab("keyparity"), cfg, "cpu", None)
     assert point == {"val_loss": 1.0, "exact_match": 0.5, "exact_match_no_pause": 0.5}
-    assert calls == [(4, {"placement": "prepend"}), (0, {})] and model.training
+    assert calls == [(4, {"filler": "pause", "placement": "prepend", "repeat": False, "cot_task": ""}), (0, {})]
+    assert model.training
 
 
 def test_mixed_pause_counts_apply_to_a_downstream_task(tmp_path):
