@@ -399,9 +399,10 @@ def write_results(stem, result, body, code, t0):
     write_atomic(stem + ".md", f"{line}\n\n{body}\n")
     return result
 
-def made_by(path, reused):
-    """What trained the run in path, as its checkpoint recorded it: commit, machine, seconds."""
-    ckpt = read_checkpoint(path)
+def made_by(path, reused, ckpt=None):
+    """What trained the run in path, as its checkpoint (ckpt, if already read) recorded it: commit,
+    machine, seconds."""
+    ckpt = ckpt if ckpt is not None else read_checkpoint(path)
     return {"run": os.path.relpath(os.path.dirname(path)), "reused": reused, "commit": ckpt.get("commit"),
             "cpu": "{cpu} (family {cpu_family} model {cpu_model})".format(**ckpt["machine"]) if ckpt.get("machine") else None,
             "gpu": (ckpt.get("machine") or {}).get("gpu"),

@@ -208,7 +208,7 @@ def finetune_and_score(ecfg, seed, name, init_from):
                                               ecfg.progress)["score"]
         print(f"  seed {seed} {name} M_inf={m_inf}{' dots' if filler == 'dot' else ''}: "
               f"{100 * scores[(name, m_inf, filler)]:.1f}%", flush=True)
-    return scores, plateau, curve, made_by(path, reused)
+    return scores, plateau, curve, made_by(path, reused, ckpt)
 
 
 def compute_ratio(task, n_pause):

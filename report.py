@@ -72,6 +72,18 @@ def _pyplot():
         return None
 
 
+def _save(plt, fig, ax, path, xlabel, ylabel, legend_size=None):
+    """Label, grid and write a figure to path; returns path."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=legend_size)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_flops(rows, path):
     """Accuracy against inference FLOPs per answer (over the baseline's), one point per variant at the
     pauses it was finetuned with, error bars = std over seeds; a hollow marker where an answer takes
@@ -90,14 +102,7 @@ def plot_flops(rows, path):
     for acc, names in refs.items():
         ax.axhline(acc, ls="--", lw=1, color="gray")
         ax.annotate(" = ".join(names), (ax.get_xlim()[0], acc), fontsize=7, color="gray", va="bottom")
-    ax.set_xlabel("inference FLOPs per answer (x the baseline's)")
-    ax.set_ylabel("test exact match (%)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, "inference FLOPs per answer (x the baseline's)", "test exact match (%)", 7)
 
 
 def plot(rows, path):
@@ -112,14 +117,7 @@ def plot(rows, path):
         if pts:
             m, a, e = zip(*pts)
             ax.errorbar(m, [100 * x for x in a], yerr=[100 * x for x in e], marker="o", capsize=3, label=name)
-    ax.set_xlabel("pauses at inference (M_inf)")
-    ax.set_ylabel("exact match (%)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, "pauses at inference (M_inf)", "exact match (%)")
 
 
 def curve_markdown(curves):
@@ -195,20 +193,13 @@ def plot_curves(curves, path):
         if c["pause_ft"]:
             ax.plot(c["step"], [100 * x for x in c["no_pause_mean"]], ":", color=line.get_color(),
                     label=f"{c['variant']}, answering with no pauses")
-    ax.set_xlabel("finetuning step")
-    ax.set_ylabel("validation exact match (%)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, "finetuning step", "validation exact match (%)", 8)
 
 
 def costs(pt, ft, m_inf, pairs):
-    """What the answers of a finetuning run of config ft (from a pretrained model of config pt) cost, as means over the test pairs: positions (prompt, twice when repeated,
-    + fillers + chain-of-thought steps + answer and end token), inference FLOPs (model.forward_flops of its
-    shape over the positions it reads, the head at each token it emits) and sequential forward passes (1,
+    """What the answers of a finetuning run of config ft (from a pretrained model of config pt) cost, as
+    means over the test pairs: positions (prompt, twice when repeated, + fillers + chain-of-thought steps
+    + answer and end token), inference FLOPs (model.forward_flops of its shape over the positions it reads, the head at each token it emits) and sequential forward passes (1,
     + one per step it emits before the answer); and the FLOPs of its whole finetuning run (3x a forward
     over every position of every example, x batch x steps; 200 training examples, padding not counted)."""
     vocab = Vocab(None) if ft.vocab == "full" or ft.task not in TASKS else task_vocab(ft.task)
